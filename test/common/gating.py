@@ -1,0 +1,189 @@
+"""The suite's pytest plugin: options, model-test gating, devices, offline guard.
+
+Loaded by the root conftest.  Design notes live in docs/MODEL_TEST_GATING_GUIDE.md.
+Nothing at import time loads torch or transformers: a plain `pytest` run (model
+tests gated) must stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import socket
+from typing import Any
+
+import pytest
+
+from test.common import hardware
+
+RUN_MODEL_TESTS = "--run-model-tests"
+GATE_REASON = f"model test: pass {RUN_MODEL_TESTS} to run it"
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "rocm", "mps", "xpu")
+DEFAULT_BASELINE_TOLERANCE = 0.20
+
+#: Set before transformers or huggingface_hub is imported, so nothing can try
+#: (and hang on) a download: the suite is offline by construction.
+OFFLINE_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+
+
+class NetworkBlockedError(OSError):
+    """Raised when a model test tries to reach a host other than loopback."""
+
+
+def tolerance_value(text: str) -> float:
+    """argparse type for --baseline-tolerance: a non-negative float."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative number such as 0.2, got {text!r}"
+        ) from None
+    if not value >= 0:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be >= 0 (a fraction, 0.2 = 20%), got {text!r}")
+    return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("model tests")
+    group.addoption(
+        RUN_MODEL_TESTS,
+        action="store_true",
+        default=False,
+        help="run tests marked model_test (skipped by default)",
+    )
+    group.addoption(
+        "--update-baselines",
+        action="store_true",
+        default=False,
+        help="record performance measurements as the new baselines",
+    )
+    group.addoption(
+        "--baseline-tolerance",
+        type=tolerance_value,
+        default=DEFAULT_BASELINE_TOLERANCE,
+        metavar="FRACTION",
+        help="allowed slowdown before a regression is considered (default: 0.20)",
+    )
+    group.addoption(
+        "--device",
+        choices=DEVICE_CHOICES,
+        default="auto",
+        help="device for model tests; 'auto' runs on every device present, and naming "
+        "one that is absent is an error",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.update(OFFLINE_ENVIRONMENT)
+    requested = config.getoption("--device")
+    if requested != "auto":
+        info = hardware.detect_hardware().platforms[requested]
+        if not info.available:
+            raise pytest.UsageError(
+                f"--device {requested} was requested, but {requested} is not available "
+                f"on this machine: {info.checked}. Run `python -m test.common.hardware` "
+                "to see what is present, or use --device auto."
+            )
+
+
+def model_tests_enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption(RUN_MODEL_TESTS))
+
+
+def selected_devices(config: pytest.Config) -> list[str]:
+    """The torch device types model tests are parametrized over."""
+    requested = config.getoption("--device")
+    if requested != "auto":
+        return [hardware.TORCH_DEVICE_OF_PLATFORM[requested]]
+    if not model_tests_enabled(config):
+        # Gated: avoid importing torch just to name devices that will be skipped.
+        return ["cpu"]
+    return hardware.detect_hardware().torch_devices()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Give every test that takes a `device` argument one instance per device."""
+    if "device" not in metafunc.fixturenames:
+        return
+    params = [
+        pytest.param(device, id=device, marks=getattr(pytest.mark, device))
+        for device in selected_devices(metafunc.config)
+    ]
+    metafunc.parametrize("device", params)
+
+
+def _platform_skip_reason(item: pytest.Item) -> str | None:
+    for platform in hardware.PLATFORMS:
+        if platform == "cpu" or item.get_closest_marker(platform) is None:
+            continue
+        info = hardware.detect_hardware().platforms[platform]
+        if not info.available:
+            return f"requires {platform}: {info.checked}"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gate = pytest.mark.skip(reason=GATE_REASON)
+    run_models = model_tests_enabled(config)
+    for item in items:
+        if item.get_closest_marker("model_test") and not run_models:
+            item.add_marker(gate)
+            continue
+        reason = _platform_skip_reason(item)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _is_loopback(host: Any) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _guard(original):
+    def guarded(sock: socket.socket, address: Any, *args: Any):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+            raise NetworkBlockedError(
+                f"model tests run offline: connection to {address!r} was blocked "
+                "(load models from local files; see docs/MODEL_TEST_GATING_GUIDE.md)"
+            )
+        return original(sock, address, *args)
+
+    return guarded
+
+
+@pytest.fixture(autouse=True)
+def _block_network_for_model_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Model tests may only talk to loopback: a download attempt fails at once."""
+    if request.node.get_closest_marker("model_test") is not None:
+        monkeypatch.setattr(socket.socket, "connect", _guard(socket.socket.connect))
+        monkeypatch.setattr(socket.socket, "connect_ex", _guard(socket.socket.connect_ex))
+    return
+
+
+def count_gated(terminalreporter: Any) -> int:
+    """Gated model tests among the skips (works on an xdist controller too)."""
+    gated = 0
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        if isinstance(longrepr, tuple) and GATE_REASON in str(longrepr[-1]):
+            gated += 1
+    return gated
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    gated = count_gated(terminalreporter)
+    if gated:
+        terminalreporter.write_line(
+            f"model tests gated: {gated} (pass {RUN_MODEL_TESTS} to run them)"
+        )
