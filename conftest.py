@@ -5,5 +5,6 @@ each plugin into a pytester sandbox and lets coverage measure it.
 """
 
 pytest_plugins = [
+    "pytester",
     "test.common.gating",
 ]
