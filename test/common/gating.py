@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import os
 import socket
 from typing import Any
@@ -44,8 +45,10 @@ def tolerance_value(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"expected a non-negative number such as 0.2, got {text!r}"
         ) from None
-    if not value >= 0:  # also rejects NaN
-        raise argparse.ArgumentTypeError(f"must be >= 0 (a fraction, 0.2 = 20%), got {text!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number >= 0 (a fraction, 0.2 = 20%), got {text!r}"
+        )
     return value
 
 
@@ -83,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(OFFLINE_ENVIRONMENT)
     requested = config.getoption("--device")
     if requested != "auto":
-        info = hardware.detect_hardware().platforms[requested]
+        info = hardware.probe_platform(requested)
         if not info.available:
             raise pytest.UsageError(
                 f"--device {requested} was requested, but {requested} is not available "
@@ -123,7 +126,7 @@ def _platform_skip_reason(item: pytest.Item) -> str | None:
     for platform in hardware.PLATFORMS:
         if platform == "cpu" or item.get_closest_marker(platform) is None:
             continue
-        info = hardware.detect_hardware().platforms[platform]
+        info = hardware.probe_platform(platform)
         if not info.available:
             return f"requires {platform}: {info.checked}"
     return None

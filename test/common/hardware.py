@@ -246,9 +246,19 @@ _PROBES: dict[str, Callable[[], PlatformInfo]] = {
 
 
 @functools.cache
+def probe_platform(name: str) -> PlatformInfo:
+    """Probe one platform, once per process (asking about WebGPU never loads torch)."""
+    try:
+        probe = _PROBES[name]
+    except KeyError:
+        raise ValueError(f"unknown platform {name!r}; known: {', '.join(PLATFORMS)}") from None
+    return probe()
+
+
+@functools.cache
 def detect_hardware() -> HardwareReport:
     """Probe every platform once per process; later calls return the same report."""
-    return HardwareReport({name: _PROBES[name]() for name in PLATFORMS})
+    return HardwareReport({name: probe_platform(name) for name in PLATFORMS})
 
 
 def format_report(report: HardwareReport) -> str:

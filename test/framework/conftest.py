@@ -17,7 +17,9 @@ def suite_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     Tests written into it run under the real markers, options and plugins, so what
     they observe is what a user of the suite would see.
     """
-    shutil.copy(REPO_ROOT / "pytest.ini", pytester.path / "pytest.ini")
+    ini = (REPO_ROOT / "pytest.ini").read_text(encoding="utf-8")
+    # The sandbox has no test/ folder: collect from its root instead.
+    (pytester.path / "pytest.ini").write_text(ini.replace("testpaths = test", "testpaths = ."))
     shutil.copy(REPO_ROOT / "conftest.py", pytester.path / "conftest.py")
     pytester.syspathinsert(REPO_ROOT)
     return pytester

@@ -1,0 +1,202 @@
+"""The gating plugin (test/common/gating.py), observed through real pytest runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from test.common import gating, hardware
+from test.framework.conftest import REPO_ROOT
+
+MODEL_TEST = """
+import pytest
+
+@pytest.mark.model_test
+def test_needs_a_model():
+    assert 1 + 1 == 2
+"""
+
+
+def test_model_tests_are_gated_by_default(suite_pytester: pytest.Pytester) -> None:
+    suite_pytester.makepyfile(test_gated=MODEL_TEST)
+    result = suite_pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "model tests gated: 1 (pass --run-model-tests to run them)",
+            "*model test: pass --run-model-tests to run it*",
+        ]
+    )
+
+
+def test_flag_runs_model_tests(suite_pytester: pytest.Pytester) -> None:
+    suite_pytester.makepyfile(test_gated=MODEL_TEST)
+    result = suite_pytester.runpytest("--run-model-tests")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*model tests gated*")
+
+
+def test_unknown_marker_is_an_error(suite_pytester: pytest.Pytester) -> None:
+    suite_pytester.makepyfile(
+        test_typo="""
+        import pytest
+
+        @pytest.mark.modeltest
+        def test_x():
+            pass
+        """
+    )
+    result = suite_pytester.runpytest()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*'modeltest' not found in `markers` configuration option*"])
+
+
+def test_platform_marked_test_skips_naming_platform(suite_pytester: pytest.Pytester) -> None:
+    suite_pytester.makepyfile(
+        test_webgpu="""
+        import pytest
+
+        @pytest.mark.webgpu
+        def test_x():
+            pass
+        """
+    )
+    result = suite_pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*requires webgpu: webgpu is a browser API*"])
+
+
+def _absent_torch_platform() -> str:
+    report = hardware.detect_hardware()
+    return next(p for p in ("mps", "xpu", "rocm", "cuda") if not report.is_available(p))
+
+
+def test_explicit_absent_device_is_an_error(suite_pytester: pytest.Pytester) -> None:
+    platform = _absent_torch_platform()
+    suite_pytester.makepyfile(test_gated=MODEL_TEST)
+    result = suite_pytester.runpytest("--run-model-tests", f"--device={platform}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--device {platform} was requested, but {platform} is not*"])
+
+
+@pytest.mark.parametrize("value", ["-0.1", "abc", "nan", ""])
+def test_bad_tolerance_is_a_usage_error(suite_pytester: pytest.Pytester, value: str) -> None:
+    result = suite_pytester.runpytest(f"--baseline-tolerance={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*argument --baseline-tolerance:*"])
+
+
+@given(st.floats(min_value=0, max_value=1e6, allow_nan=False))
+def test_tolerance_accepts_non_negative_numbers(value: float) -> None:
+    assert gating.tolerance_value(repr(value)) == value
+
+
+def _parses_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@given(st.floats(max_value=-1e-9) | st.text().filter(lambda t: not _parses_as_float(t)))
+def test_tolerance_rejects_negatives_and_text(value: float | str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        gating.tolerance_value(str(value))
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_tolerance_rejects_non_finite(value: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        gating.tolerance_value(value)
+
+
+def test_device_argument_is_parametrized_per_device(suite_pytester: pytest.Pytester) -> None:
+    suite_pytester.makepyfile(
+        test_dev="""
+        import pytest
+
+        @pytest.mark.parametrize("arch", ["bert"])
+        def test_forward(arch, device):
+            assert device == "cpu"
+        """
+    )
+    result = suite_pytester.runpytest("-v", "--device=cpu")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_forward[[]bert-cpu[]] PASSED*"])
+
+
+def test_gated_collection_imports_neither_torch_nor_transformers(tmp_path) -> None:
+    """Collecting and skipping the real model tests must not load the heavy stack."""
+    (tmp_path / "heavy_import_probe.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            def pytest_sessionfinish(session):
+                heavy = sorted(m for m in ("torch", "transformers") if m in sys.modules)
+                print(f"HEAVY-MODULES-LOADED={heavy}")
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO_ROOT}"}
+    command = [sys.executable, "-m", "pytest", "test/improved", "-p", "heavy_import_probe", "-q"]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HEAVY-MODULES-LOADED=[]" in result.stdout, result.stdout
+    assert "model tests gated:" in result.stdout
+
+
+NETWORK_TEST = """
+import socket
+import pytest
+from test.common.gating import NetworkBlockedError
+
+@pytest.mark.model_test
+def test_download_is_blocked():
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): never routed; the guard refuses
+    # before any packet could leave.
+    with pytest.raises(NetworkBlockedError, match="offline"):
+        socket.create_connection(("192.0.2.1", 443), timeout=1)
+
+@pytest.mark.model_test
+def test_loopback_is_allowed():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        with socket.create_connection(server.getsockname(), timeout=1):
+            pass
+
+@pytest.mark.model_test
+def test_offline_environment():
+    import os
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+"""
+
+
+def test_model_tests_are_offline(suite_pytester: pytest.Pytester) -> None:
+    suite_pytester.makepyfile(test_net=NETWORK_TEST)
+    result = suite_pytester.runpytest("--run-model-tests")
+    result.assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("10.0.0.1", False),
+        ("example.org", False),
+        ("fe80::1%eth0", False),
+    ],
+)
+def test_loopback_detection(host: str, expected: bool) -> None:
+    assert gating._is_loopback(host) is expected

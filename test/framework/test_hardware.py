@@ -1,0 +1,77 @@
+"""Hardware detection: always reports the CPU, never lies, and stays import-cheap."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from test.common import hardware
+from test.framework.conftest import REPO_ROOT
+
+
+def test_cpu_is_always_available() -> None:
+    report = hardware.detect_hardware()
+    assert report.is_available("cpu")
+    assert report.torch_devices()[0] == "cpu"
+
+
+def test_report_covers_every_platform_with_a_reason() -> None:
+    report = hardware.detect_hardware()
+    assert tuple(report.platforms) == hardware.PLATFORMS
+    for name, info in report.platforms.items():
+        assert info.name == name
+        assert info.checked, f"{name} gives no account of what was checked"
+
+
+def test_detection_is_cached() -> None:
+    assert hardware.detect_hardware() is hardware.detect_hardware()
+
+
+def test_best_device_is_the_last_accelerator_found() -> None:
+    cpu_only = {
+        name: hardware.PlatformInfo(name, name == "cpu", "fixture") for name in hardware.PLATFORMS
+    }
+    report = hardware.HardwareReport(cpu_only)
+    assert report.best_torch_device() == "cpu"
+    with_gpu = {**cpu_only, "cuda": hardware.PlatformInfo("cuda", True, "fixture")}
+    assert hardware.HardwareReport(with_gpu).torch_devices() == ["cpu", "cuda"]
+    assert hardware.HardwareReport(with_gpu).best_torch_device() == "cuda"
+
+
+def test_unknown_platform_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown platform 'tpu'"):
+        hardware.probe_platform("tpu")
+
+
+def test_browser_apis_are_absent_without_loading_torch() -> None:
+    info = hardware.probe_platform("webnn")
+    assert not info.available
+    assert "browser API" in info.checked
+
+
+def _run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+
+
+def test_importing_detection_does_not_import_torch() -> None:
+    code = "import sys, test.common.hardware; print('torch' in sys.modules)"
+    assert _run_module("-c", code).stdout.strip() == "False"
+
+
+def test_main_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert hardware.main(["--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["cpu"]["available"] is True
+    assert set(printed) == set(hardware.PLATFORMS)
+
+
+def test_main_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert hardware.main([]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["platform", "available"]
+    assert any(line.startswith("cpu") and " yes " in line for line in lines)
