@@ -3,12 +3,15 @@
 No download: the configuration is written here, the weights are random.
 """
 
+from collections.abc import Callable
+
 import pytest
 
 pytestmark = [pytest.mark.model_test, pytest.mark.model, pytest.mark.text]
 
 
-def test_tiny_bert_forward(device: str) -> None:
+def test_tiny_bert_forward(device: str, record_property: Callable[[str, object], None]) -> None:
+    record_property("model_weights", "tiny")
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     config = transformers.BertConfig(
