@@ -75,3 +75,35 @@ def test_main_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["platform", "available"]
     assert any(line.startswith("cpu") and " yes " in line for line in lines)
+
+
+@pytest.mark.parametrize("platform", ["cuda", "rocm", "mps", "xpu"])
+def test_without_torch_accelerators_are_absent(
+    monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    monkeypatch.setattr(hardware, "_torch", lambda: None)
+    info = hardware._PROBES[platform]()
+    assert not info.available
+    assert info.checked == "torch is not installed"
+
+
+def test_without_torch_the_cpu_is_still_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "_torch", lambda: None)
+    info = hardware._PROBES["cpu"]()
+    assert info.available
+    assert info.version == ""
+
+
+def test_missing_runtimes_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "_module_present", lambda name: False)
+    assert "openvino package is not installed" in hardware._PROBES["openvino"]().checked
+    assert "onnxruntime package is not installed" in hardware._PROBES["onnx"]().checked
+    assert "QNNExecutionProvider" in hardware._PROBES["qualcomm"]().checked
+
+
+def test_module_presence_and_versions_of_absent_packages() -> None:
+    assert hardware._module_present("pytest")
+    assert not hardware._module_present("surely_not_an_installed_module_xyz")
+    assert not hardware._module_present("..relative")
+    assert hardware._distribution_version("surely-not-installed-xyz") == ""
+    assert hardware._distribution_version("pytest") == pytest.__version__
