@@ -7,4 +7,5 @@ each plugin into a pytester sandbox and lets coverage measure it.
 pytest_plugins = [
     "pytester",
     "test.common.gating",
+    "test.common.model_source",
 ]
