@@ -194,7 +194,10 @@ class Resolver:
     def __init__(self, catalog: Catalog | None = None, tasks: PipelineTasks | None = None) -> None:
         self.catalog = catalog or load_catalog()
         self.tasks = tasks or load_pipeline_tasks()
-        self._by_key = {canonical_key(mt): mt for mt in self.catalog.config_classes}
+        # Config model types, then AutoModel's keys, which win: a few differ
+        # (AutoModel registers `mlcd` whose config type is `mlcd_vision_model`).
+        known = [*self.catalog.config_classes, *self.catalog.base_model_classes]
+        self._by_key = {canonical_key(mt): mt for mt in known}
         self._class_index = self._build_class_index()
 
     def _build_class_index(self) -> dict[str, str]:

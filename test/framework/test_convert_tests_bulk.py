@@ -17,6 +17,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from scripts import convert_tests_bulk as converter
+from scripts import make_legacy_corpus
 from scripts.legacy_mapping import (
     CANONICAL_IDS,
     VARIANT_SUFFIXES,
@@ -345,3 +346,29 @@ def test_summary_counts_each_outcome(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_bad_options_are_errors(tmp_path: Path) -> None:
     assert converter.main([str(tmp_path / "absent"), "--no-progress"]) == 2
     assert converter.main([str(CORPUS), "--limit", "-1", "--no-progress"]) == 2
+
+
+def test_the_registry_accepts_the_overlay(tmp_path: Path) -> None:
+    registry = pytest.importorskip("test.common.registry")
+    convert(CORPUS, tmp_path)
+    overlay_file = tmp_path / "test" / "common" / "converted_models.toml"
+    overlay = registry.read_toml(overlay_file)
+    rows = registry.read_toml(registry.ARCHITECTURES_FILE)
+    specs = registry.build_registry(load_catalog(), rows, overlay, overlay_file=overlay_file)
+    assert specs["bert"].task == "fill-mask"
+    assert "google-bert/bert-base-uncased" in specs["bert"].checkpoints
+
+
+def test_generated_corpus_converts_as_its_generator_expects(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    assert make_legacy_corpus.main([str(corpus), "--files", "60"]) == 0
+    expected = json.loads((corpus / "expected.json").read_text())
+    report = convert(corpus, tmp_path, "--dry-run")
+    found = {f["path"].split("corpus/", 1)[1]: f for f in report["files"]}
+    assert {p: (f["outcome"], f["model_type"]) for p, f in found.items()} == {
+        p: (e["outcome"], e["model_type"]) for p, e in expected.items()
+    }
+    assert {"converted", "unmapped", "no_model", "syntax_error", "empty"} <= {
+        e["outcome"] for e in expected.values()
+    }
+    assert make_legacy_corpus.main([str(corpus)]) == 2  # never writes into a non-empty folder
