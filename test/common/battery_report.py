@@ -1,0 +1,128 @@
+"""Plugin: the end-of-run line of the architecture battery.
+
+    architectures: 605 total, 560 passed, 40 xfailed, 3 failed, 2 skipped
+
+An architecture passes when all its battery tests pass; it fails when one fails
+(xpass of a strict xfail included), is xfailed when one is an expected failure, and
+skipped otherwise.  N is the registry's count, so an architecture that produced no
+report at all is shown as "not run" rather than silently left out.  The failures
+follow, one line each.
+
+Works under pytest-xdist: every battery item carries ("architecture", model_type) in
+its user_properties from collection on, and user_properties travel with each
+TestReport to the controller, where this plugin counts them.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any
+
+import pytest
+
+ARCHITECTURE_PROPERTY = "architecture"
+OUTCOME_ORDER = ("failed", "xfailed", "skipped", "passed")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and ARCHITECTURE_PROPERTY in callspec.params:
+            model_type = callspec.params[ARCHITECTURE_PROPERTY]
+            item.user_properties.append((ARCHITECTURE_PROPERTY, model_type))
+
+
+def architecture_of(report: Any) -> str | None:
+    for name, value in getattr(report, "user_properties", ()):
+        if name == ARCHITECTURE_PROPERTY:
+            return str(value)
+    return None
+
+
+def test_outcome(report: Any) -> str | None:
+    """failed / xfailed / skipped / passed for one report phase, None when uninformative."""
+    if hasattr(report, "wasxfail"):
+        return "failed" if report.passed and report.when == "call" else "xfailed"
+    if report.failed:
+        return "failed"
+    if report.skipped:
+        return "skipped"
+    if report.when == "call":
+        return "passed"
+    return None
+
+
+@dataclasses.dataclass
+class BatteryTally:
+    """Per-architecture outcomes, gathered from test reports."""
+
+    outcomes: dict[str, collections.Counter[str]] = dataclasses.field(default_factory=dict)
+    failures: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def add(self, report: Any) -> None:
+        model_type = architecture_of(report)
+        outcome = test_outcome(report)
+        if model_type is None or outcome is None:
+            return
+        self.outcomes.setdefault(model_type, collections.Counter())[outcome] += 1
+        if outcome == "failed":
+            message = _short_message(report)
+            self.failures.setdefault(model_type, []).append(f"{report.nodeid}: {message}")
+
+    def verdict(self, model_type: str) -> str:
+        counts = self.outcomes[model_type]
+        for outcome in ("failed", "xfailed"):
+            if counts[outcome]:
+                return outcome
+        return "skipped" if counts["skipped"] else "passed"
+
+    def summary(self, total: int) -> str:
+        verdicts = collections.Counter(self.verdict(mt) for mt in self.outcomes)
+        line = (
+            f"architectures: {total} total, {verdicts['passed']} passed, "
+            f"{verdicts['xfailed']} xfailed, {verdicts['failed']} failed, "
+            f"{verdicts['skipped']} skipped"
+        )
+        not_run = total - len(self.outcomes)
+        return line + (f", {not_run} not run (deselected)" if not_run > 0 else "")
+
+
+def _short_message(report: Any) -> str:
+    crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+    if crash is not None:
+        return str(crash.message).splitlines()[0][:200]
+    return (
+        str(getattr(report, "longrepr", "")).strip().splitlines()[-1][:200]
+        if report.longrepr
+        else ""
+    )
+
+
+class BatteryReporter:
+    """Counts battery reports (on the xdist controller too) and prints the summary."""
+
+    def __init__(self) -> None:
+        self.tally = BatteryTally()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.tally.add(report)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.tally.outcomes:
+            return
+        terminalreporter.write_sep("-", "architecture battery")
+        terminalreporter.write_line(self.tally.summary(registry_size()))
+        for model_type in sorted(self.tally.failures):
+            for failure in self.tally.failures[model_type]:
+                terminalreporter.write_line(f"  FAILED {model_type}: {failure}")
+
+
+def registry_size() -> int:
+    from test.common.registry import load_registry
+
+    return len(load_registry())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(BatteryReporter(), "battery-reporter")

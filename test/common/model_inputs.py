@@ -1,0 +1,268 @@
+"""Synthetic inputs per modality for the architecture battery.
+
+The input kind is read from the model itself (its `forward` signature and
+`main_input_name`), so one recipe covers a whole family; a registry row's `inputs`
+table can name the kind and its sizes where the guess is wrong:
+
+    inputs = { kind = "text", sequence_length = 12 }
+
+Kinds: text (token ids, plus decoder ids for encoder-decoders), text+image (dual
+encoders such as CLIP), image, audio-features (spectrogram frames), audio-values (raw
+waveform), time-series.  Token ids are drawn from a range that avoids every special
+token id of the config, so an image or pad token never appears by chance.
+
+torch is imported lazily (only model tests call this module).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+SEQUENCE_LENGTH = 8
+#: The shorter item of the padded batch has this many fewer tokens.
+PADDING = 3
+AUDIO_SAMPLES = 1600
+AUDIO_FRAMES = 32
+DEFAULT_IMAGE_SIZE = 64
+SEED = 1234
+
+CROSS_BATCH = ("logits_per_", "loss")
+
+KINDS = ("text", "text+image", "image", "audio-features", "audio-values", "time-series")
+
+
+@dataclasses.dataclass(frozen=True)
+class InputRecipe:
+    """How to make inputs for one model: the kind and its sizes."""
+
+    kind: str
+    sequence_length: int = SEQUENCE_LENGTH
+    image_size: int = DEFAULT_IMAGE_SIZE
+    channels: int = 3
+    frames: int = AUDIO_FRAMES
+    feature_size: int = 80
+    samples: int = AUDIO_SAMPLES
+    vocab_size: int = 100
+    low_token: int = 0
+    accepts_mask: bool = False
+    decoder_ids: bool = False
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def main_input(self) -> str:
+        return {
+            "text": "input_ids",
+            "text+image": "input_ids",
+            "image": "pixel_values",
+            "audio-features": "input_features",
+            "audio-values": "input_values",
+            "time-series": "past_values",
+        }[self.kind]
+
+
+def forward_parameters(model: Any) -> set[str]:
+    return set(inspect.signature(model.forward).parameters)
+
+
+def _sub(config: Any, *names: str) -> Any:
+    for name in names:
+        sub = getattr(config, name, None)
+        if sub is not None:
+            return sub
+    return config
+
+
+def _first_int(*values: Any, default: int) -> int:
+    for value in values:
+        if isinstance(value, (list, tuple)) and value:
+            value = value[0]
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return default
+
+
+def _special_token_ids(config: Any) -> set[int]:
+    ids: set[int] = set()
+    for name, value in vars(config).items():
+        if not name.endswith(("_token_id", "_token_index", "_id", "_token_ids")):
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        ids.update(v for v in values if isinstance(v, int) and not isinstance(v, bool))
+    return ids
+
+
+def _token_range(config: Any) -> tuple[int, int]:
+    """[low, high): ordinary token ids, above every small special id."""
+    text = _sub(config, "text_config")
+    vocab = _first_int(getattr(text, "vocab_size", None), default=100)
+    specials = _special_token_ids(config) | _special_token_ids(text)
+    low = 1 + max((i for i in specials if i < vocab // 2), default=-1)
+    high = min((i for i in specials if i >= vocab // 2), default=vocab)
+    return low, max(high, low + 2)
+
+
+def guess_kind(model: Any) -> str:
+    parameters = forward_parameters(model)
+    main = getattr(model, "main_input_name", "input_ids")
+    if "past_values" in parameters:
+        return "time-series"
+    if main == "input_features" or (
+        "input_features" in parameters and "input_ids" not in parameters
+    ):
+        return "audio-features"
+    if main == "input_values" or ("input_values" in parameters and "input_ids" not in parameters):
+        return "audio-values"
+    if "pixel_values" in parameters and "input_ids" in parameters:
+        # Vision-language models need image tokens matching the image: text-only by
+        # default; dual encoders (CLIP-like) need both inputs.
+        has_image_tokens = any(
+            hasattr(model.config, name) for name in ("image_token_id", "image_token_index")
+        )
+        return "text" if has_image_tokens else "text+image"
+    if "pixel_values" in parameters or main == "pixel_values":
+        return "image"
+    return "text"
+
+
+def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> InputRecipe:
+    """The input recipe of `model`: guessed from the model, then the registry row."""
+    row = dict(row_inputs or {})
+    config = model.config
+    vision = _sub(config, "vision_config")
+    parameters = forward_parameters(model)
+    low, high = _token_range(config)
+    audio = _sub(config, "audio_config", "encoder_config")
+    guessed = {
+        "kind": guess_kind(model),
+        "image_size": _first_int(getattr(vision, "image_size", None), default=DEFAULT_IMAGE_SIZE),
+        "channels": _first_int(getattr(vision, "num_channels", None), default=3),
+        "feature_size": _first_int(
+            getattr(audio, "num_mel_bins", None),
+            getattr(audio, "feature_size", None),
+            getattr(audio, "input_feat_per_channel", None),
+            default=80,
+        ),
+        "frames": 2 * _first_int(getattr(audio, "max_source_positions", None), default=16),
+        "vocab_size": high,
+        "low_token": low,
+        "accepts_mask": "attention_mask" in parameters,
+        "decoder_ids": "decoder_input_ids" in parameters,
+    }
+    fields = {field.name for field in dataclasses.fields(InputRecipe)}
+    extra = {key: value for key, value in row.items() if key not in fields}
+    known = {key: value for key, value in row.items() if key in fields}
+    return InputRecipe(**{**guessed, **known, "extra": extra})
+
+
+def _generator(seed: int) -> Any:
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def _token_ids(recipe: InputRecipe, batch: int, length: int, seed: int) -> Any:
+    import torch
+
+    return torch.randint(
+        recipe.low_token, recipe.vocab_size, (batch, length), generator=_generator(seed)
+    )
+
+
+def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dict[str, Any]:
+    """A batch of `batch` synthetic items (CPU tensors) for the recipe's kind."""
+    import torch
+
+    generator = _generator(seed)
+    inputs: dict[str, Any] = {}
+    if recipe.kind in ("text", "text+image"):
+        inputs["input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed)
+        if recipe.accepts_mask:
+            inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+    if recipe.kind in ("image", "text+image"):
+        shape = (batch, recipe.channels, recipe.image_size, recipe.image_size)
+        inputs["pixel_values"] = torch.randn(shape, generator=generator)
+    if recipe.kind == "audio-features":
+        shape = (batch, recipe.feature_size, recipe.frames)
+        inputs["input_features"] = torch.randn(shape, generator=generator)
+    if recipe.kind == "audio-values":
+        inputs["input_values"] = torch.randn((batch, recipe.samples), generator=generator)
+    if recipe.kind == "time-series":
+        raise NotImplementedError("time-series inputs need a registry row (inputs.kind)")
+    if recipe.decoder_ids and recipe.kind != "text+image":
+        inputs["decoder_input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed + 1)
+    return inputs
+
+
+def padded_text_batch(recipe: InputRecipe, *, seed: int = SEED) -> tuple[dict, list[dict], int]:
+    """Two texts of different lengths, right-padded into one batch with an attention
+    mask, and each text alone.  Returns (batch, singles, padding of item 1)."""
+    import torch
+
+    batch = make_inputs(recipe, 2, seed=seed)
+    padding = PADDING if recipe.accepts_mask and recipe.kind == "text" else 0
+    if padding:
+        batch["attention_mask"][1, -padding:] = 0
+        batch["input_ids"][1, -padding:] = recipe.low_token
+    singles = []
+    for index in range(2):
+        single = {key: value[index : index + 1].clone() for key, value in batch.items()}
+        if padding and index == 1:
+            for key in ("input_ids", "attention_mask"):
+                single[key] = single[key][:, :-padding]
+        singles.append(single)
+    del torch
+    return batch, singles, padding
+
+
+def bad_inputs(recipe: InputRecipe) -> dict[str, dict[str, Any]]:
+    """Malformed variants of a valid batch: wrong dtype, wrong rank, empty."""
+    import torch
+
+    good = make_inputs(recipe, 2)
+    main = recipe.main_input
+    tensor = good[main]
+    wrong_dtype = tensor.float() if not tensor.is_floating_point() else tensor.long()
+    empty_shape = list(tensor.shape)
+    empty_shape[-1] = 0
+    variants = {
+        "wrong dtype": {**good, main: wrong_dtype},
+        "wrong rank": {**good, main: tensor[0]},
+        "empty": {**good, main: torch.empty(empty_shape, dtype=tensor.dtype)},
+    }
+    for variant in variants.values():
+        variant.pop("attention_mask", None)
+    return variants
+
+
+def to_device(inputs: Mapping[str, Any], device: str, dtype: Any = None) -> dict[str, Any]:
+    """Inputs moved to `device`; floating tensors cast to `dtype` when given."""
+    moved = {}
+    for key, value in inputs.items():
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        moved[key] = value.to(device)
+    return moved
+
+
+def primary_output(outputs: Any) -> Any:
+    """The first tensor of a model's outputs (last_hidden_state, logits, ...)."""
+    import torch
+
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if isinstance(outputs, Mapping):
+        # Cross-batch similarity matrices (CLIP's logits_per_image) mix the items.
+        values = [v for k, v in outputs.items() if not str(k).startswith(CROSS_BATCH)]
+    else:
+        values = list(outputs)
+    for value in values:
+        if isinstance(value, torch.Tensor) and value.numel() > 0:
+            return value
+        if isinstance(value, (Mapping, tuple, list)) and not isinstance(value, str):
+            found = primary_output(value)
+            if found is not None:
+                return found
+    return None

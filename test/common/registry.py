@@ -1,0 +1,278 @@
+"""The architecture registry: every AutoModel architecture, plus what is specific to it.
+
+The list of architectures is never typed by hand: it is the installed transformers'
+`MODEL_MAPPING_NAMES` (read with `ast` by test/common/transformers_catalog.py), so a
+new transformers release brings its new architectures in automatically.  What differs
+per architecture is data, in one declarative file, test/common/architectures.toml:
+
+    [whisper]
+    modality = "audio"                        # else derived from the auto mappings
+    config_overrides = { max_source_positions = 16 }
+    inputs = { frames = 32 }                  # input recipe (test/common/model_inputs.py)
+    expected_failure = "why it cannot pass"   # strict xfail of every battery test
+    expected_failures = { bad_input = "..." } # strict xfail of one battery test
+    max_parameters = 6_000_000                # above the 5M cap, with:
+    max_parameters_reason = "why"
+
+An optional overlay, test/common/converted_models.toml (written by the legacy
+converter), adds real checkpoint names and a task per architecture.
+
+`python -m test.common.registry --list [--json]` prints every architecture with its
+modality and status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from test.common.transformers_catalog import Catalog, load_catalog
+
+COMMON_DIR = Path(__file__).parent
+ARCHITECTURES_FILE = COMMON_DIR / "architectures.toml"
+CONVERTED_FILE = COMMON_DIR / "converted_models.toml"
+
+MODALITIES = (
+    "text-encoder",
+    "text-decoder",
+    "encoder-decoder",
+    "vision",
+    "audio",
+    "multimodal",
+    "time-series",
+    "other",
+)
+#: Default parameter cap of a tiny model; a row may raise it, with a reason.
+PARAMETER_CAP = 5_000_000
+#: The battery's tests, by the names rows use in `expected_failures`.
+BATTERY_TESTS = (
+    "loads",
+    "round_trip",
+    "forward",
+    "determinism",
+    "batch_consistency",
+    "bad_input",
+    "reduced_precision",
+)
+ROW_KEYS = frozenset(
+    {
+        "modality",
+        "config_overrides",
+        "inputs",
+        "expected_failure",
+        "expected_failures",
+        "max_parameters",
+        "max_parameters_reason",
+    }
+)
+OVERLAY_KEYS = frozenset({"checkpoints", "task", "sources"})
+
+#: (auto mapping, modality), first match wins: how an architecture's modality is
+#: guessed from the tasks transformers registers it for.
+MODALITY_RULES: tuple[tuple[str, str], ...] = (
+    ("MODEL_FOR_TIME_SERIES_PREDICTION_MAPPING_NAMES", "time-series"),
+    ("MODEL_FOR_TIME_SERIES_CLASSIFICATION_MAPPING_NAMES", "time-series"),
+    ("MODEL_FOR_TIME_SERIES_REGRESSION_MAPPING_NAMES", "time-series"),
+    ("MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES", "multimodal"),
+    ("MODEL_FOR_VISUAL_QUESTION_ANSWERING_MAPPING_NAMES", "multimodal"),
+    ("MODEL_FOR_DOCUMENT_QUESTION_ANSWERING_MAPPING_NAMES", "multimodal"),
+    ("MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES", "multimodal"),
+    ("MODEL_FOR_ZERO_SHOT_OBJECT_DETECTION_MAPPING_NAMES", "multimodal"),
+    ("MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES", "audio"),
+    ("MODEL_FOR_CTC_MAPPING_NAMES", "audio"),
+    ("MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES", "audio"),
+    ("MODEL_FOR_AUDIO_FRAME_CLASSIFICATION_MAPPING_NAMES", "audio"),
+    ("MODEL_FOR_AUDIO_XVECTOR_MAPPING_NAMES", "audio"),
+    ("MODEL_FOR_AUDIO_TOKENIZATION_NAMES", "audio"),
+    ("MODEL_FOR_TEXT_TO_WAVEFORM_MAPPING_NAMES", "audio"),
+    ("MODEL_FOR_TEXT_TO_SPECTROGRAM_MAPPING_NAMES", "audio"),
+    ("FEATURE_EXTRACTOR_MAPPING_NAMES", "audio"),
+    ("MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES", "vision"),
+    ("MODEL_FOR_BACKBONE_MAPPING_NAMES", "vision"),
+    ("MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES", "vision"),
+    ("MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES", "vision"),
+    ("MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES", "vision"),
+    ("MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES", "vision"),
+    ("MODEL_FOR_IMAGE_MAPPING_NAMES", "vision"),
+    ("MODEL_FOR_MASK_GENERATION_MAPPING_NAMES", "vision"),
+    ("VIDEO_PROCESSOR_MAPPING_NAMES", "vision"),
+    ("IMAGE_PROCESSOR_MAPPING_NAMES", "vision"),
+    ("MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "encoder-decoder"),
+    ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text-decoder"),
+    ("MODEL_FOR_MASKED_LM_MAPPING_NAMES", "text-encoder"),
+    ("MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES", "text-encoder"),
+    ("MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES", "text-encoder"),
+    ("MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES", "text-encoder"),
+    ("MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES", "text-encoder"),
+)
+
+
+class RegistryError(ValueError):
+    """The registry data file (or the overlay) is malformed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchitectureSpec:
+    """What the battery needs to know about one architecture."""
+
+    model_type: str
+    modality: str
+    config_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    inputs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    expected_failure: str | None = None
+    expected_failures: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    max_parameters: int = PARAMETER_CAP
+    max_parameters_reason: str | None = None
+    checkpoints: tuple[str, ...] = ()
+    task: str | None = None
+    sources: tuple[str, ...] = ()
+
+    def expected_failure_of(self, test: str) -> str | None:
+        """Why battery test `test` is expected to fail here, or None."""
+        return self.expected_failure or self.expected_failures.get(test)
+
+    @property
+    def status(self) -> str:
+        if self.expected_failure:
+            return f"xfail: {self.expected_failure}"
+        if self.expected_failures:
+            return "partial xfail: " + ", ".join(sorted(self.expected_failures))
+        return "runs"
+
+
+def guess_modality(catalog: Catalog, model_type: str) -> str:
+    for mapping, modality in MODALITY_RULES:
+        if model_type in catalog.mappings.get(mapping, {}):
+            return modality
+    return "other"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; a syntax error names the file and the position."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise RegistryError(f"{path}: invalid TOML: {error}") from None
+
+
+def _check_keys(path: Path, model_type: str, row: Any, allowed: frozenset[str]) -> None:
+    if not isinstance(row, dict):
+        raise RegistryError(f"{path}: [{model_type}] must be a table, got {row!r}")
+    unknown = set(row) - allowed
+    if unknown:
+        raise RegistryError(
+            f"{path}: [{model_type}] has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
+
+
+def _check_row(path: Path, model_type: str, row: dict[str, Any]) -> None:
+    _check_keys(path, model_type, row, ROW_KEYS)
+    modality = row.get("modality")
+    if modality is not None and modality not in MODALITIES:
+        raise RegistryError(
+            f"{path}: [{model_type}] modality {modality!r} is not one of {MODALITIES}"
+        )
+    unknown_tests = set(row.get("expected_failures", {})) - set(BATTERY_TESTS)
+    if unknown_tests:
+        raise RegistryError(
+            f"{path}: [{model_type}] expected_failures names unknown tests "
+            f"{sorted(unknown_tests)}; battery tests: {BATTERY_TESTS}"
+        )
+    for key in ("expected_failure", *row.get("expected_failures", {})):
+        reason = row.get(key) if key == "expected_failure" else row["expected_failures"][key]
+        if reason is not None and not (isinstance(reason, str) and reason.strip()):
+            raise RegistryError(f"{path}: [{model_type}] {key} needs a reason (a string)")
+    if "max_parameters" in row and not row.get("max_parameters_reason"):
+        raise RegistryError(f"{path}: [{model_type}] max_parameters needs max_parameters_reason")
+
+
+def _check_known(path: Path, rows: Mapping[str, Any], known: Sequence[str]) -> None:
+    unknown = sorted(set(rows) - set(known))
+    if unknown:
+        raise RegistryError(
+            f"{path}: {unknown} are not AutoModel architectures of the installed "
+            "transformers (remove the rows, or check the spelling of model_type)"
+        )
+
+
+def build_registry(
+    catalog: Catalog,
+    rows: Mapping[str, dict[str, Any]],
+    overlay: Mapping[str, dict[str, Any]],
+    *,
+    rows_file: Path = ARCHITECTURES_FILE,
+    overlay_file: Path = CONVERTED_FILE,
+) -> dict[str, ArchitectureSpec]:
+    """One spec per architecture of `catalog`, from the data rows and the overlay."""
+    model_types = catalog.model_types()
+    _check_known(rows_file, rows, model_types)
+    _check_known(overlay_file, overlay, model_types)
+    registry: dict[str, ArchitectureSpec] = {}
+    for model_type in model_types:
+        row = rows.get(model_type, {})
+        _check_row(rows_file, model_type, row)
+        extra = overlay.get(model_type, {})
+        _check_keys(overlay_file, model_type, extra, OVERLAY_KEYS)
+        registry[model_type] = ArchitectureSpec(
+            model_type=model_type,
+            modality=row.get("modality") or guess_modality(catalog, model_type),
+            config_overrides=row.get("config_overrides", {}),
+            inputs=row.get("inputs", {}),
+            expected_failure=row.get("expected_failure"),
+            expected_failures=row.get("expected_failures", {}),
+            max_parameters=int(row.get("max_parameters", PARAMETER_CAP)),
+            max_parameters_reason=row.get("max_parameters_reason"),
+            checkpoints=tuple(extra.get("checkpoints", ())),
+            task=extra.get("task"),
+            sources=tuple(extra.get("sources", ())),
+        )
+    return registry
+
+
+@functools.cache
+def load_registry() -> dict[str, ArchitectureSpec]:
+    """Every AutoModel architecture of the installed transformers (cached)."""
+    rows = read_toml(ARCHITECTURES_FILE)
+    overlay = read_toml(CONVERTED_FILE) if CONVERTED_FILE.is_file() else {}
+    return build_registry(load_catalog(), rows, overlay)
+
+
+def describe(spec: ArchitectureSpec) -> dict[str, Any]:
+    return {
+        "model_type": spec.model_type,
+        "modality": spec.modality,
+        "status": spec.status,
+        "checkpoints": list(spec.checkpoints),
+        "task": spec.task,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m test.common.registry", description=__doc__)
+    parser.add_argument("--list", action="store_true", help="print every architecture")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    options = parser.parse_args(argv)
+    if not options.list:
+        parser.print_usage()
+        return 2
+    registry = load_registry()
+    if options.json:
+        print(json.dumps([describe(spec) for spec in registry.values()], indent=2))
+        return 0
+    width = max(len(model_type) for model_type in registry)
+    for spec in registry.values():
+        print(f"{spec.model_type:<{width}}  {spec.modality:<15}  {spec.status}")
+    print(f"{len(registry)} architectures")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

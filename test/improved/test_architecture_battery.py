@@ -1,0 +1,240 @@
+"""The tiny-model battery: seven checks for every AutoModel architecture.
+
+The architectures come from the registry (test/common/registry.py), itself derived
+from the installed transformers; what is specific to one architecture is a row of
+test/common/architectures.toml, never code here.  Ids read `test_forward[bert-cpu]`.
+
+Each architecture's tiny model is built once per worker (a module-scoped fixture
+parametrized by model_type, so pytest runs an architecture's tests together) and
+released when the worker moves on; under xdist `--dist loadgroup` keeps an
+architecture's tests on one worker.  torch and transformers are imported inside
+fixtures and tests only: collecting this module with model tests gated imports neither.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import gc
+from typing import Any
+
+import pytest
+
+from test.common.registry import load_registry
+
+pytestmark = [pytest.mark.model_test, pytest.mark.model]
+
+MODALITY_MARKS = {
+    "text-encoder": "text",
+    "text-decoder": "text",
+    "encoder-decoder": "text",
+    "vision": "vision",
+    "audio": "audio",
+    "multimodal": "multimodal",
+    "time-series": "time_series",
+}
+#: A padded batch against each item alone, float32: max |a - b| <= ATOL + RTOL * max |b|.
+BATCH_ATOL = 1e-4
+BATCH_RTOL = 1e-4
+#: bfloat16 against float32, as ||a - b|| / ||b||, per modality: bfloat16 keeps 8 bits
+#: of mantissa (~0.4%), and two tiny layers of attention or convolution compound it.
+BF16_TOLERANCE = {
+    "text-encoder": 0.05,
+    "text-decoder": 0.05,
+    "encoder-decoder": 0.05,
+    "vision": 0.05,
+    "audio": 0.08,
+    "multimodal": 0.05,
+    "time-series": 0.08,
+    "other": 0.08,
+}
+#: Another device against the CPU, float32 (TF32 matmuls on CUDA round to ~1e-3).
+DEVICE_TOLERANCE = 5e-3
+
+
+def _architecture_params(test_name: str) -> list[Any]:
+    params = []
+    for spec in load_registry().values():
+        marks = [pytest.mark.xdist_group(spec.model_type)]
+        if spec.modality in MODALITY_MARKS:
+            marks.append(getattr(pytest.mark, MODALITY_MARKS[spec.modality]))
+        reason = spec.expected_failure_of(test_name)
+        if reason:
+            marks.append(pytest.mark.xfail(reason=reason, strict=True))
+        params.append(pytest.param(spec.model_type, id=spec.model_type, marks=marks))
+    return params
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "architecture" in metafunc.fixturenames:
+        test_name = metafunc.function.__name__.removeprefix("test_")
+        metafunc.parametrize("architecture", _architecture_params(test_name), scope="module")
+
+
+@dataclasses.dataclass
+class Subject:
+    """An architecture's tiny model, its input recipe and a batch of inputs (CPU)."""
+
+    spec: Any
+    tiny: Any
+    recipe: Any
+    inputs: dict[str, Any]
+
+    @property
+    def model(self) -> Any:
+        return self.tiny.model
+
+    @functools.cached_property
+    def cpu_reference(self) -> Any:
+        """The primary output on CPU, float32: what every device is compared with."""
+        self.model.to("cpu")
+        return primary(run(self.model, self.inputs, "cpu"))
+
+
+@pytest.fixture(scope="module")
+def subject(architecture: str):
+    from test.common import model_inputs, tiny_models
+
+    spec = load_registry()[architecture]
+    tiny = tiny_models.build_tiny_model(architecture)
+    recipe = model_inputs.recipe_for(tiny.model, spec.inputs)
+    yield Subject(spec, tiny, recipe, model_inputs.make_inputs(recipe))
+    # Release the model before the worker builds the next architecture.
+    del tiny
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _record_tiny_weights(record_property: Any) -> None:
+    record_property("model_weights", "tiny")
+
+
+def run(model: Any, inputs: dict[str, Any], device: str, dtype: Any = None) -> Any:
+    import torch
+
+    from test.common.model_inputs import to_device
+
+    with torch.no_grad():
+        return model(**to_device(inputs, device, dtype))
+
+
+def primary(outputs: Any) -> Any:
+    from test.common.model_inputs import primary_output
+
+    tensor = primary_output(outputs)
+    assert tensor is not None, f"the model returned no tensor: {type(outputs).__name__}"
+    return tensor
+
+
+def on(subject: Subject, device: str) -> Any:
+    return subject.model.to(device)
+
+
+def assert_close(actual: Any, expected: Any, atol: float, rtol: float, what: str) -> None:
+    actual, expected = actual.detach().float().cpu(), expected.detach().float().cpu()
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    difference = (actual - expected).abs().max().item() if actual.numel() else 0.0
+    allowed = atol + rtol * (expected.abs().max().item() if expected.numel() else 0.0)
+    assert difference <= allowed, f"{what}: max difference {difference:.3g} > {allowed:.3g}"
+
+
+def test_loads(architecture: str, subject: Subject, device: str) -> None:
+    import torch
+
+    from test.common.tiny_models import BUILD_COUNTS
+
+    model = on(subject, device)
+    assert BUILD_COUNTS[architecture] == 1, "the tiny model was built more than once"
+    assert subject.tiny.parameters <= subject.spec.max_parameters, (
+        f"{subject.tiny.parameters:,} parameters, above the cap of "
+        f"{subject.spec.max_parameters:,}: shrink it with a config_overrides row"
+    )
+    for name, parameter in model.named_parameters():
+        assert torch.isfinite(parameter).all(), f"parameter {name} is not finite"
+    assert not model.training, "from_pretrained models must be in eval mode"
+
+
+def test_round_trip(architecture: str, subject: Subject, device: str) -> None:
+    import torch
+    from transformers import AutoModel
+
+    model = on(subject, device)
+    reloaded = AutoModel.from_pretrained(subject.tiny.path, use_safetensors=True)
+    reloaded = reloaded.to(device).eval()
+    original = primary(run(model, subject.inputs, device))
+    again = primary(run(reloaded, subject.inputs, device))
+    assert torch.equal(original, again), "the reloaded model gives different outputs"
+
+
+def test_forward(architecture: str, subject: Subject, device: str) -> None:
+    import torch
+
+    outputs = run(on(subject, device), subject.inputs, device)
+    output = primary(outputs)
+    assert torch.isfinite(output).all(), "the output contains NaN or inf"
+    assert output.shape[0] == 2, f"batch of 2 gave an output of shape {tuple(output.shape)}"
+    hidden = getattr(outputs, "last_hidden_state", None)
+    if subject.recipe.kind == "text" and hidden is not None:
+        length = subject.recipe.sequence_length
+        assert tuple(hidden.shape[:2]) == (2, length), (
+            f"text of shape (2, {length}) gave hidden states of shape {tuple(hidden.shape)}"
+        )
+    if device != "cpu":
+        assert_close(output, subject.cpu_reference, DEVICE_TOLERANCE, DEVICE_TOLERANCE, device)
+
+
+def test_determinism(architecture: str, subject: Subject, device: str) -> None:
+    import torch
+
+    model = on(subject, device)
+    first = primary(run(model, subject.inputs, device))
+    second = primary(run(model, subject.inputs, device))
+    assert torch.equal(first, second), "two eval-mode forwards differ"
+
+
+def test_batch_consistency(architecture: str, subject: Subject, device: str) -> None:
+    from test.common.model_inputs import padded_text_batch
+
+    model = on(subject, device)
+    batch, singles, padding = padded_text_batch(subject.recipe)
+    batched = primary(run(model, batch, device))
+    for index, single in enumerate(singles):
+        alone = primary(run(model, single, device))
+        item = batched[index : index + 1]
+        if index == 1 and padding and item.shape != alone.shape and item.ndim >= 2:
+            # Token-aligned outputs: compare the positions that hold real tokens.
+            item = item[:, : alone.shape[1]]
+        assert_close(item, alone, BATCH_ATOL, BATCH_RTOL, f"item {index} of the padded batch")
+
+
+def test_bad_input(architecture: str, subject: Subject, device: str) -> None:
+    from test.common.model_inputs import bad_inputs
+
+    model = on(subject, device)
+    accepted, silent = [], []
+    for problem, inputs in bad_inputs(subject.recipe).items():
+        try:
+            run(model, inputs, device)
+        except Exception as error:  # any exception is right, if it says what is wrong
+            if not str(error).strip():
+                silent.append(f"{problem} ({type(error).__name__})")
+        else:
+            accepted.append(problem)
+    assert not accepted, f"malformed input accepted without an error: {', '.join(accepted)}"
+    assert not silent, f"malformed input raised without a message: {', '.join(silent)}"
+
+
+def test_reduced_precision(architecture: str, subject: Subject, device: str) -> None:
+    import torch
+
+    reference = primary(run(on(subject, device), subject.inputs, device))
+    model = copy.deepcopy(subject.model).to(device=device, dtype=torch.bfloat16)
+    reduced = primary(run(model, subject.inputs, device, dtype=torch.bfloat16)).float()
+    assert torch.isfinite(reduced).all(), "bfloat16 output contains NaN or inf"
+    assert reduced.shape == reference.shape
+    tolerance = BF16_TOLERANCE[subject.spec.modality]
+    error = ((reduced - reference).norm() / reference.norm().clamp_min(1e-6)).item()
+    assert error <= tolerance, (
+        f"bfloat16 differs from float32 by {error:.3f} (relative), above {tolerance}"
+    )
