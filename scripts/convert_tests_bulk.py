@@ -6,8 +6,9 @@ Every file is read with `ast` only (scripts/legacy_reader.py), mapped to a
 model_type of the pinned transformers (scripts/legacy_mapping.py) and either
 converted or reported with the precise reason it was not.  Converted families
 become rows of test/common/converted_models.toml, which the registry merges;
-where a family carries a task or checkpoint, an improved test file is rendered
-from test/common/model_test_template.py.  See docs/CONVERSION.md.
+where a family carries a task or checkpoint and has a PRIORITY_MODELS row, an
+improved test file is rendered from test/common/model_test_template.py
+(scripts/legacy_improved.py).  See docs/CONVERSION.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as `python scripts/convert_tests_bulk.py`
     sys.path.insert(0, str(REPO_ROOT))
 
+from scripts.legacy_improved import ImprovedPlan, plan_improved  # noqa: E402
 from scripts.legacy_mapping import (  # noqa: E402
     Resolver,
     check_hub_id,
@@ -43,7 +45,6 @@ from scripts.legacy_reader import (  # noqa: E402
 )
 
 OVERLAY = Path("test/common/converted_models.toml")
-IMPROVED_DIR = Path("test/improved")
 DEFAULT_PATTERN = "test_hf_*.py"
 # Directories below SOURCE_DIR that hold this suite rather than legacy tests:
 # converted output (improved), helpers (common), framework tests and their fixtures.
@@ -290,7 +291,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         for path in _progress(files, args.no_progress)
     ]
     entries, notes = collect_entries(results)
-    written = [] if args.dry_run else write_outputs(entries, args)
+    plans = plan_improved(entries, resolver)
+    written = [] if args.dry_run else write_outputs(entries, plans, args)
     report = {
         "transformers": transformers_version(),
         "source": str(args.source),
@@ -299,6 +301,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "entries": {mt: e.as_toml_fields() for mt, e in entries.items()},
         "notes": notes,
         "written": written,
+        "improved": [plan.as_report() for plan in plans],
         "files": [asdict(result) for result in results],
     }
     if args.report:
@@ -312,14 +315,31 @@ def _progress(files: list[Path], hidden: bool):
     return tqdm(files, desc="converting", unit="file", disable=hidden or None, file=sys.stderr)
 
 
-def write_outputs(entries: dict[str, Entry], args: argparse.Namespace) -> list[str]:
+def write_outputs(
+    entries: dict[str, Entry], plans: list[ImprovedPlan], args: argparse.Namespace
+) -> list[str]:
     """The overlay (merged, sorted, atomic) and the improved files; returns what changed."""
     overlay = args.output_root / OVERLAY
     merged = merge_entries(read_overlay(overlay), entries)
     written = []
     if entries and write_atomically(overlay, render_overlay(merged)):
         written.append(OVERLAY.as_posix())
+    for plan in plans:
+        if plan.text is not None and write_improved(plan, args.output_root, args.overwrite):
+            written.append(plan.path)
     return written
+
+
+def write_improved(plan: ImprovedPlan, output_root: Path, overwrite: bool) -> bool:
+    """Write one rendered file; an existing file is kept unless --overwrite."""
+    target = output_root / plan.path
+    compile(plan.text, plan.path, "exec")  # a rendering bug must not land in the suite
+    if target.exists() and not overwrite:
+        plan.status, plan.reason = "exists", f"{plan.path} exists: kept (--overwrite replaces it)"
+        return False
+    changed = write_atomically(target, plan.text)
+    plan.status = "written" if changed else "exists"
+    return changed
 
 
 def summarize(results: list[FileResult]) -> dict[str, int]:
@@ -332,14 +352,14 @@ def print_summary(report: dict[str, object], stream: TextIO | None = None) -> No
     stream = stream or sys.stdout
     summary = report["summary"]
     entries = report["entries"]
-    print(
-        f"{summary['total']} files: "
-        + ", ".join(f"{summary[o]} {o}" for o in OUTCOMES if summary[o])
-        + f"; {len(entries)} model types",
-        file=stream,
-    )
+    counts = ", ".join(f"{summary[o]} {o}" for o in OUTCOMES if summary[o]) or "none found"
+    print(f"{summary['total']} files: {counts}; {len(entries)} model types", file=stream)
     for path in report["written"]:
         print(f"wrote {path}", file=stream)
+    statuses = Counter(plan["status"] for plan in report["improved"])
+    if statuses:
+        shown = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+        print(f"improved files: {shown} (reasons in the report)", file=stream)
     for note in report["notes"]:
         print(f"note: {note}", file=stream)
     not_converted = [f for f in report["files"] if f["outcome"] != "converted"]

@@ -11,6 +11,7 @@ import json
 import sys
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import assume, given, settings
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from scripts import convert_tests_bulk as converter
 from scripts import make_legacy_corpus
+from scripts.legacy_improved import _plan_one, bundle_for, class_name_for
 from scripts.legacy_mapping import (
     CANONICAL_IDS,
     VARIANT_SUFFIXES,
@@ -146,7 +148,7 @@ def test_names_transformers_does_not_know_map_to_nothing(legacy_name: str) -> No
     assert resolver().model_type_of_name(legacy_name) is None
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     model_type=st.sampled_from(sorted(load_catalog().config_classes)),
     separator=st.sampled_from(["-", "_"]),
@@ -264,7 +266,7 @@ def test_bad_input_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:
 def test_overlay_has_the_registry_schema_and_is_idempotent(tmp_path: Path) -> None:
     report = convert(CORPUS, tmp_path)
     overlay = tmp_path / "test" / "common" / "converted_models.toml"
-    assert report["written"] == ["test/common/converted_models.toml"]
+    assert report["written"][0] == "test/common/converted_models.toml"
     first = overlay.read_bytes()
     rows = tomllib.loads(first.decode())
     assert list(rows) == sorted(rows) == sorted(report["entries"])
@@ -361,7 +363,7 @@ def test_the_registry_accepts_the_overlay(tmp_path: Path) -> None:
 
 def test_generated_corpus_converts_as_its_generator_expects(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
-    assert make_legacy_corpus.main([str(corpus), "--files", "60"]) == 0
+    assert make_legacy_corpus.main([str(corpus), "--files", "40"]) == 0
     expected = json.loads((corpus / "expected.json").read_text())
     report = convert(corpus, tmp_path, "--dry-run")
     found = {f["path"].split("corpus/", 1)[1]: f for f in report["files"]}
@@ -372,3 +374,68 @@ def test_generated_corpus_converts_as_its_generator_expects(tmp_path: Path) -> N
         e["outcome"] for e in expected.values()
     }
     assert make_legacy_corpus.main([str(corpus)]) == 2  # never writes into a non-empty folder
+
+
+RENDERED = {"bert", "clip", "gpt2", "llama", "t5", "vit", "whisper"}
+
+
+def test_improved_files_are_rendered_from_the_template_and_compile(tmp_path: Path) -> None:
+    report = convert(CORPUS, tmp_path)
+    plans = {plan["model_type"]: plan for plan in report["improved"]}
+    assert {mt for mt, plan in plans.items() if plan["status"] == "written"} == RENDERED
+    for model_type in RENDERED:
+        path = tmp_path / plans[model_type]["path"]
+        text = path.read_text()
+        compile(text, str(path), "exec")
+        assert "model_test_template" in text
+        assert "TEMPLATE" not in text
+    gptj = plans["gptj"]
+    assert gptj["status"] == "no_template_row"
+    assert gptj["suggested_row"] == {
+        "name": "gptj",
+        "model_type": "gptj",
+        "task": "text-generation",
+        "model_class": "GPTJForCausalLM",
+        "hub_id": "EleutherAI/gpt-j-6b",
+    }
+
+
+def test_improved_files_are_kept_unless_overwrite(tmp_path: Path) -> None:
+    convert(CORPUS / "models" / "text", tmp_path)
+    bert = tmp_path / "test" / "improved" / "test_hf_bert_improved.py"
+    bert.write_text("# edited by hand\n")
+    report = convert(CORPUS / "models" / "text", tmp_path)
+    assert bert.read_text() == "# edited by hand\n"
+    assert {p["model_type"]: p["status"] for p in report["improved"]}["bert"] == "exists"
+    report = convert(CORPUS / "models" / "text", tmp_path, "--overwrite")
+    assert "test/improved/test_hf_bert_improved.py" in report["written"]
+    assert "pm.MaskedLMTests" in bert.read_text()
+
+
+def test_dry_run_plans_improved_files_without_writing(corpus_report: dict) -> None:
+    statuses = {p["model_type"]: p["status"] for p in corpus_report["improved"]}
+    assert {mt for mt, status in statuses.items() if status == "render"} == RENDERED
+
+
+def _spec(**fields: object) -> SimpleNamespace:
+    base = {"name": "bert", "task": "fill-mask", "generation": None, "modality": "text"}
+    return SimpleNamespace(**(base | fields))
+
+
+@pytest.mark.parametrize(
+    ("entry", "spec", "status"),
+    [
+        (converter.Entry([], None, ["a.py"]), _spec(), "no_intent"),
+        (converter.Entry(["a/b"], "text-classification", ["a.py"]), _spec(), "task_differs"),
+        (converter.Entry(["a/b"], None, ["a.py"]), _spec(task="token-classification"), "no_bundle"),
+        (converter.Entry(["a/b"], "fill-mask", ["a.py"]), _spec(), "render"),
+    ],
+)
+def test_improved_file_plans(entry: converter.Entry, spec: SimpleNamespace, status: str) -> None:
+    assert _plan_one("bert", entry, spec, resolver()).status == status
+
+
+def test_bundles_and_class_names() -> None:
+    assert bundle_for(_spec(generation="decoder")) == "DecoderOnlyLMTests"
+    assert bundle_for(_spec(task="image-classification", modality="vision")) == "VisionTests"
+    assert class_name_for("xlm-roberta") == "TestXlmRoberta"
