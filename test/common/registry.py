@@ -105,8 +105,9 @@ MODALITY_RULES: tuple[tuple[str, str], ...] = (
     ("VIDEO_PROCESSOR_MAPPING_NAMES", "vision"),
     ("IMAGE_PROCESSOR_MAPPING_NAMES", "vision"),
     ("MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "encoder-decoder"),
-    ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text-decoder"),
+    # BERT-likes are in the causal-LM table too (BertLMHeadModel): masked LM first.
     ("MODEL_FOR_MASKED_LM_MAPPING_NAMES", "text-encoder"),
+    ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text-decoder"),
     ("MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES", "text-encoder"),
     ("MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES", "text-encoder"),
     ("MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES", "text-encoder"),
@@ -147,9 +148,21 @@ class ArchitectureSpec:
         return "runs"
 
 
+#: Sub-models (qwen2_vl_text, sam_vision_model, ...) are in no task table: their
+#: name says what they are.
+NAME_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("_vision", "_vision_model", "_vit_model", "_det_model"), "vision"),
+    (("_audio", "_audio_encoder", "asr_encoder", "_asr", "_encoder_audio"), "audio"),
+    (("_text", "_text_model"), "text-decoder"),
+)
+
+
 def guess_modality(catalog: Catalog, model_type: str) -> str:
     for mapping, modality in MODALITY_RULES:
         if model_type in catalog.mappings.get(mapping, {}):
+            return modality
+    for suffixes, modality in NAME_RULES:
+        if model_type.endswith(suffixes):
             return modality
     return "other"
 

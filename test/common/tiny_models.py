@@ -38,6 +38,7 @@ VOCAB = 128
 EXPERTS = 4
 EXPERTS_PER_TOKEN = 2
 SEED = 0
+DEFAULT_MROPE_SECTION = (16, 24, 24)
 
 #: Scalar config fields, by role: any default above the target is lowered to it.
 SCALAR_TARGETS: dict[str, int] = {
@@ -87,6 +88,10 @@ SCALAR_TARGETS: dict[str, int] = {
             "xvector_output_dim",
             "feature_size",
             "fpn_hidden_size",
+            "condition_dim",
+            "emb_dim",
+            "entity_emb_size",
+            "d_latents",
             "mlp_hidden_size",
         ],
         WIDTH,
@@ -122,6 +127,7 @@ SCALAR_TARGETS: dict[str, int] = {
             "decoder_linear_units",
             "memory_attention_feed_forward_hidden_size",
             "iou_head_hidden_dim",
+            "expert_ffn_hidden_size",
         ],
         FEED_FORWARD,
     ),
@@ -147,6 +153,7 @@ SCALAR_TARGETS: dict[str, int] = {
             "num_temporal_layers",
             "resampler_depth",
             "num_adapter_layers",
+            "num_self_attends_per_block",
         ],
         LAYERS,
     ),
@@ -210,6 +217,8 @@ SCALAR_TARGETS: dict[str, int] = {
     **dict.fromkeys(["n_shared_experts", "num_shared_experts", "moe_num_shared_experts"], 1),
     **dict.fromkeys(["vocab_size", "input_vocab_size", "output_vocab_size"], VOCAB),
     "max_window_layers": LAYERS,
+    "entity_vocab_size": VOCAB,
+    "num_latents": 8,
     # Whisper-like encoders expect exactly twice this many spectrogram frames.
     "max_source_positions": 16,
     "num_nextn_predict_layers": 0,
@@ -278,6 +287,26 @@ def _key_value_heads(config: Any, fields: set[str], overrides: dict[str, Any]) -
         overrides[kv_name] = new_heads if kv >= heads else max(1, new_heads // 2)
 
 
+#: (expand, heads, head dim) of Mamba-2 mixers: heads x head dim = expand x hidden size.
+MAMBA_FIELDS = (
+    ("mamba_expand", "mamba_n_heads", "mamba_d_head"),
+    ("mamba_expand", "mamba_num_heads", "mamba_head_dim"),
+    ("expand", "num_heads", "head_dim"),
+)
+
+
+def _mamba_heads(config: Any, fields: set[str], overrides: dict[str, Any]) -> None:
+    hidden = overrides.get("hidden_size")
+    for expand_name, heads_name, head_dim_name in MAMBA_FIELDS:
+        names = (expand_name, heads_name, head_dim_name)
+        if hidden is None or not all(name in fields for name in names):
+            continue
+        expand = getattr(config, expand_name, None)
+        heads = overrides.get(heads_name, getattr(config, heads_name, None))
+        if _is_int(expand) and _is_int(heads) and heads > 0:
+            overrides[head_dim_name] = max(1, expand * hidden // heads)
+
+
 def _image_size(config: Any, fields: set[str], overrides: dict[str, Any]) -> None:
     size = getattr(config, "image_size", None)
     if "image_size" not in fields or not _is_int(size):
@@ -289,20 +318,41 @@ def _image_size(config: Any, fields: set[str], overrides: dict[str, Any]) -> Non
 
 
 def _per_layer_lists(config: Any, fields: set[str], overrides: dict[str, Any]) -> None:
-    """Lists with one entry per layer are cut to the new depth."""
+    """Lists with one entry per layer are cut to the new depth, keeping one layer of
+    each kind (a hybrid model keeps an attention layer and a linear/mamba layer): the
+    depth grows to the number of kinds where needed."""
     for depth_name in ("num_hidden_layers", "num_layers", "encoder_layers", "decoder_layers"):
         depth, new_depth = getattr(config, depth_name, None), overrides.get(depth_name)
         if not _is_int(depth) or new_depth is None:
             continue
-        for name in fields:
-            value = getattr(config, name, None)
-            if name not in overrides and isinstance(value, (list, tuple)) and len(value) == depth:
-                overrides[name] = list(value)[:new_depth]
+        per_layer = {
+            name: list(value)
+            for name in fields
+            if isinstance(value := overrides.get(name, getattr(config, name, None)), (list, tuple))
+            and len(value) == depth
+        }
+        kinds = [len({v for v in value if isinstance(v, str)}) for value in per_layer.values()]
+        new_depth = max([new_depth, *kinds])
+        overrides[depth_name] = new_depth
+        for name, value in per_layer.items():
+            overrides[name] = _cut_per_layer(value, new_depth)
 
 
-def _token_ids(config: Any, fields: set[str], overrides: dict[str, Any]) -> None:
-    """Special token ids beyond the shrunk vocabulary move to its top, kept distinct."""
-    vocab = overrides.get("vocab_size")
+def _cut_per_layer(values: list[Any], depth: int) -> list[Any]:
+    kinds = list(dict.fromkeys(v for v in values if isinstance(v, str)))
+    if len(kinds) < 2:
+        return values[:depth]
+    # One layer of each kind first (in order of appearance), then the pattern's start.
+    chosen = [values.index(kind) for kind in kinds]
+    chosen += [i for i in range(len(values)) if i not in chosen][: max(0, depth - len(chosen))]
+    return [values[i] for i in sorted(chosen)]
+
+
+def _token_ids(config: Any, fields: set[str], overrides: dict[str, Any], vocab: int | None) -> None:
+    """Special token ids beyond the shrunk vocabulary move to its top, kept distinct.
+
+    `vocab` is the config's own new vocabulary size or, for a composite config
+    (image_token_id at the top, vocab_size in text_config), its text model's."""
     if vocab is None:
         return
     moved: dict[int, int] = {}
@@ -328,10 +378,12 @@ def _token_ids(config: Any, fields: set[str], overrides: dict[str, Any]) -> None
 def _rope(config: Any, overrides: dict[str, Any]) -> None:
     """Multimodal RoPE sections must sum to half the (new) head dimension."""
     rope = getattr(config, "rope_parameters", None)
-    if not isinstance(rope, Mapping) or "mrope_section" not in rope:
+    uses_mrope = "mrope_section" in getattr(type(config), "ignore_keys_at_rope_validation", ())
+    if not isinstance(rope, Mapping) or not ("mrope_section" in rope or uses_mrope):
         return
     half = overrides.get("head_dim", HEAD_DIM) // 2
-    sections = list(rope["mrope_section"])
+    # Qwen2-VL's modeling code defaults to [16, 24, 24] when the config has none.
+    sections = list(rope.get("mrope_section", DEFAULT_MROPE_SECTION))
     shrunk = [max(1, s * half // sum(sections)) for s in sections]
     shrunk[0] += half - sum(shrunk)
     overrides["rope_parameters"] = {**rope, "mrope_section": shrunk}
@@ -351,8 +403,8 @@ def shrink_overrides(config: Any) -> dict[str, Any]:
     overrides = _scalar_overrides(config, fields)
     _key_value_heads(config, fields, overrides)
     _image_size(config, fields, overrides)
+    _mamba_heads(config, fields, overrides)
     _per_layer_lists(config, fields, overrides)
-    _token_ids(config, fields, overrides)
     _rope(config, overrides)
     for name, sub_config in _sub_configs(config).items():
         if name in fields:
@@ -360,6 +412,8 @@ def shrink_overrides(config: Any) -> dict[str, Any]:
                 "model_type": sub_config.model_type,
                 **shrink_overrides(sub_config),
             }
+    text = overrides.get("text_config") or overrides.get("decoder") or {}
+    _token_ids(config, fields, overrides, overrides.get("vocab_size", text.get("vocab_size")))
     return overrides
 
 

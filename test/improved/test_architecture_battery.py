@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import functools
 import gc
+import os
 from typing import Any
 
 import pytest
@@ -96,6 +97,12 @@ class Subject:
 def subject(architecture: str):
     from test.common import model_inputs, tiny_models
 
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # One thread per worker: xdist already runs one worker per core, and tiny
+        # models gain nothing from intra-op threads but contention.
+        import torch
+
+        torch.set_num_threads(1)
     spec = load_registry()[architecture]
     tiny = tiny_models.build_tiny_model(architecture)
     recipe = model_inputs.recipe_for(tiny.model, spec.inputs)

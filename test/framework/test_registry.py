@@ -1,0 +1,121 @@
+"""The architecture registry (test/common/registry.py): derived, validated, listed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from test.common import registry
+from test.common.registry import RegistryError, build_registry, load_registry
+from test.common.transformers_catalog import Catalog, load_catalog
+
+FAKE_CATALOG = Catalog(
+    Path("/nowhere"),
+    {
+        "CONFIG_MAPPING_NAMES": {"alpha": "AlphaConfig", "beta": "BetaConfig"},
+        "MODEL_MAPPING_NAMES": {"alpha": "AlphaModel", "beta": "BetaModel"},
+        "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES": {"alpha": "AlphaForCausalLM"},
+    },
+)
+
+
+def test_every_automodel_architecture_has_exactly_one_spec() -> None:
+    assert list(load_registry()) == load_catalog().model_types()
+
+
+def test_every_spec_has_a_known_modality_and_a_sane_cap() -> None:
+    for spec in load_registry().values():
+        assert spec.modality in registry.MODALITIES, spec.model_type
+        assert spec.max_parameters >= registry.PARAMETER_CAP or spec.max_parameters_reason
+
+
+def test_every_expected_failure_has_a_reason() -> None:
+    for spec in load_registry().values():
+        for test in registry.BATTERY_TESTS:
+            reason = spec.expected_failure_of(test)
+            assert reason is None or len(reason.strip()) > 10, (spec.model_type, test)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "modality"),
+    [
+        ("bert", "text-encoder"),
+        ("gpt2", "text-decoder"),
+        ("vit", "vision"),
+        ("whisper", "audio"),
+        ("clip", "multimodal"),
+        ("t5", "encoder-decoder"),
+    ],
+)
+def test_modality_is_guessed_from_the_auto_mappings(model_type: str, modality: str) -> None:
+    assert registry.guess_modality(load_catalog(), model_type) == modality
+
+
+def test_rows_and_overlay_are_merged() -> None:
+    rows = {"alpha": {"modality": "vision", "expected_failures": {"bad_input": "casts ids"}}}
+    overlay = {"beta": {"checkpoints": ["org/beta-base"], "task": "fill-mask", "sources": ["a.py"]}}
+    specs = build_registry(FAKE_CATALOG, rows, overlay)
+    assert specs["alpha"].modality == "vision"
+    assert specs["alpha"].expected_failure_of("bad_input") == "casts ids"
+    assert specs["alpha"].expected_failure_of("forward") is None
+    assert specs["alpha"].status == "partial xfail: bad_input"
+    assert specs["beta"].modality == "other"
+    assert specs["beta"].checkpoints == ("org/beta-base",)
+    assert specs["beta"].task == "fill-mask"
+    assert specs["beta"].status == "runs"
+
+
+def test_whole_battery_xfail_status() -> None:
+    specs = build_registry(FAKE_CATALOG, {"alpha": {"expected_failure": "needs timm"}}, {})
+    assert specs["alpha"].status == "xfail: needs timm"
+    assert specs["alpha"].expected_failure_of("loads") == "needs timm"
+    assert FAKE_CATALOG.model_types() == ["alpha", "beta"]
+    assert specs["alpha"].modality == "text-decoder"
+
+
+@pytest.mark.parametrize(
+    ("rows", "overlay", "message"),
+    [
+        ({"gamma": {}}, {}, "architectures.toml: ['gamma'] are not AutoModel"),
+        ({}, {"gamma": {"task": "x"}}, "converted_models.toml: ['gamma'] are not AutoModel"),
+        ({"alpha": {"colour": "red"}}, {}, "unknown keys ['colour']"),
+        ({"alpha": {"modality": "smell"}}, {}, "modality 'smell' is not one of"),
+        ({"alpha": {"expected_failures": {"fly": "no wings"}}}, {}, "unknown tests ['fly']"),
+        ({"alpha": {"expected_failure": " "}}, {}, "expected_failure needs a reason"),
+        ({"alpha": {"max_parameters": 9}}, {}, "max_parameters needs max_parameters_reason"),
+        ({"alpha": "runs"}, {}, "[alpha] must be a table"),
+        ({}, {"alpha": {"weights": "x"}}, "converted_models.toml: [alpha] has unknown keys"),
+    ],
+)
+def test_malformed_rows_are_errors_naming_the_file(rows, overlay, message) -> None:
+    with pytest.raises(RegistryError) as error:
+        build_registry(FAKE_CATALOG, rows, overlay)
+    assert message in str(error.value)
+
+
+def test_invalid_toml_names_file_and_position(tmp_path: Path) -> None:
+    broken = tmp_path / "architectures.toml"
+    broken.write_text('[bert]\nmodality = "text-encoder"\nexpected_failure = \n')
+    with pytest.raises(RegistryError, match=r"architectures\.toml: invalid TOML: .*line 3"):
+        registry.read_toml(broken)
+
+
+def test_list_prints_every_architecture(capsys: pytest.CaptureFixture[str]) -> None:
+    assert registry.main(["--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"{len(load_registry())} architectures"
+    assert any(line.split()[:3] == ["bert", "text-encoder", "runs"] for line in lines)
+
+
+def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert registry.main(["--list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [entry["model_type"] for entry in listed] == list(load_registry())
+    assert {"model_type", "modality", "status", "checkpoints", "task"} <= set(listed[0])
+
+
+def test_without_list_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert registry.main([]) == 2
+    assert "usage" in capsys.readouterr().out
