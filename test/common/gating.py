@@ -12,6 +12,7 @@ import ipaddress
 import math
 import os
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,7 +20,28 @@ import pytest
 from test.common import hardware
 
 RUN_MODEL_TESTS = "--run-model-tests"
-GATE_REASON = f"model test: pass {RUN_MODEL_TESTS} to run it"
+RUN_SLOW = "--run-slow"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A marker whose tests are skipped unless a flag is given."""
+
+    marker: str
+    flag: str
+    noun: str  # "model test": used in the skip reason and the summary line
+
+    @property
+    def reason(self) -> str:
+        return f"{self.noun}: pass {self.flag} to run it"
+
+
+#: Checked in order: a slow model test is reported as a gated model test.
+GATES = (
+    Gate("model_test", RUN_MODEL_TESTS, "model test"),
+    Gate("slow", RUN_SLOW, "slow test"),
+)
+GATE_REASON = GATES[0].reason
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "rocm", "mps", "xpu")
 DEFAULT_BASELINE_TOLERANCE = 0.20
 
@@ -59,6 +81,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="run tests marked model_test (skipped by default)",
+    )
+    group.addoption(
+        RUN_SLOW,
+        action="store_true",
+        default=False,
+        help="run tests marked slow (skipped by default so plain pytest stays fast)",
     )
     group.addoption(
         "--update-baselines",
@@ -132,16 +160,51 @@ def _platform_skip_reason(item: pytest.Item) -> str | None:
     return None
 
 
+_GATED_BY = pytest.StashKey[Gate]()
+
+
+def closed_gate(config: pytest.Config, item: pytest.Item) -> Gate | None:
+    """The first gate that keeps this item from running, if any."""
+    for gate in GATES:
+        if item.get_closest_marker(gate.marker) and not config.getoption(gate.flag):
+            return gate
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    gate = pytest.mark.skip(reason=GATE_REASON)
-    run_models = model_tests_enabled(config)
     for item in items:
-        if item.get_closest_marker("model_test") and not run_models:
-            item.add_marker(gate)
+        gate = closed_gate(config, item)
+        if gate is not None:
+            item.add_marker(pytest.mark.skip(reason=gate.reason))
+            item.stash[_GATED_BY] = gate
             continue
         reason = _platform_skip_reason(item)
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Report a gated model test as skipped without running its setup machinery.
+
+    A plain run skips thousands of battery tests; the full protocol (fixture
+    setup, raising and catching Skipped, teardown) would cost seconds for
+    nothing.  The reports are the ones the skip marker would have produced.
+    """
+    gate = item.stash.get(_GATED_BY, None)
+    if gate is None:
+        return None
+    hooks = item.ihook
+    hooks.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    path, line = item.reportinfo()[:2]
+    skipped = (os.fspath(path), (line or 0) + 1, f"Skipped: {gate.reason}")
+    for when, outcome, longrepr in (("setup", "skipped", skipped), ("teardown", "passed", None)):
+        report = pytest.TestReport(
+            item.nodeid, item.location, {}, outcome, longrepr, when, duration=0.0
+        )
+        hooks.pytest_runtest_logreport(report=report)
+    hooks.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 def _is_loopback(host: Any) -> bool:
@@ -174,19 +237,20 @@ def _block_network_for_model_tests(request: pytest.FixtureRequest, monkeypatch: 
     return
 
 
-def count_gated(terminalreporter: Any) -> int:
-    """Gated model tests among the skips (works on an xdist controller too)."""
+def count_gated(terminalreporter: Any, gate: Gate) -> int:
+    """Tests this gate skipped, counted from the reports (works on an xdist controller)."""
     gated = 0
     for report in terminalreporter.stats.get("skipped", []):
         longrepr = getattr(report, "longrepr", None)
-        if isinstance(longrepr, tuple) and GATE_REASON in str(longrepr[-1]):
+        if isinstance(longrepr, tuple) and str(longrepr[-1]).endswith(gate.reason):
             gated += 1
     return gated
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    gated = count_gated(terminalreporter)
-    if gated:
-        terminalreporter.write_line(
-            f"model tests gated: {gated} (pass {RUN_MODEL_TESTS} to run them)"
-        )
+    for gate in GATES:
+        gated = count_gated(terminalreporter, gate)
+        if gated:
+            terminalreporter.write_line(
+                f"{gate.noun}s gated: {gated} (pass {gate.flag} to run them)"
+            )

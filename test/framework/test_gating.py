@@ -78,6 +78,7 @@ def _absent_torch_platform() -> str:
     return next(p for p in ("mps", "xpu", "rocm", "cuda") if not report.is_available(p))
 
 
+@pytest.mark.slow
 def test_explicit_absent_device_is_an_error(suite_pytester: pytest.Pytester) -> None:
     platform = _absent_torch_platform()
     suite_pytester.makepyfile(test_gated=MODEL_TEST)
@@ -133,6 +134,7 @@ def test_device_argument_is_parametrized_per_device(suite_pytester: pytest.Pytes
     result.stdout.fnmatch_lines(["*test_forward[[]bert-cpu[]] PASSED*"])
 
 
+@pytest.mark.slow
 def test_gated_collection_imports_neither_torch_nor_transformers(tmp_path) -> None:
     """Collecting and skipping the real model tests must not load the heavy stack."""
     (tmp_path / "heavy_import_probe.py").write_text(
@@ -200,3 +202,39 @@ def test_model_tests_are_offline(suite_pytester: pytest.Pytester) -> None:
 )
 def test_loopback_detection(host: str, expected: bool) -> None:
     assert gating._is_loopback(host) is expected
+
+
+SLOW_TESTS = """
+import pytest
+
+@pytest.mark.slow
+def test_slow():
+    assert True
+
+@pytest.mark.slow
+@pytest.mark.model_test
+def test_slow_model():
+    assert True
+"""
+
+
+def test_slow_tests_are_gated_by_their_own_flag(suite_pytester: pytest.Pytester) -> None:
+    suite_pytester.makepyfile(test_slow=SLOW_TESTS)
+    result = suite_pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "model tests gated: 1 (pass --run-model-tests to run them)",
+            "slow tests gated: 1 (pass --run-slow to run them)",
+        ]
+    )
+    suite_pytester.runpytest("--run-slow").assert_outcomes(passed=1, skipped=1)
+    suite_pytester.runpytest("--run-slow", "--run-model-tests").assert_outcomes(passed=2)
+
+
+@pytest.mark.slow
+def test_gated_reports_travel_through_xdist(suite_pytester: pytest.Pytester) -> None:
+    suite_pytester.makepyfile(test_slow=SLOW_TESTS)
+    result = suite_pytester.runpytest("-n", "2", "-p", "xdist")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["slow tests gated: 1 (pass --run-slow to run them)"])
