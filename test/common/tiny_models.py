@@ -202,6 +202,7 @@ SCALAR_TARGETS: dict[str, int] = {
         HEAD_DIM,
     ),
     "qk_rope_head_dim": HEAD_DIM // 2,
+    "rotary_dim": HEAD_DIM // 2,
     "qk_nope_head_dim": HEAD_DIM // 2,
     "kv_lora_rank": 16,
     "q_lora_rank": 16,
@@ -218,6 +219,7 @@ SCALAR_TARGETS: dict[str, int] = {
     **dict.fromkeys(["vocab_size", "input_vocab_size", "output_vocab_size"], VOCAB),
     "max_window_layers": LAYERS,
     "entity_vocab_size": VOCAB,
+    "vocab_size_per_layer_input": VOCAB,
     "num_latents": 8,
     # Whisper-like encoders expect exactly twice this many spectrogram frames.
     "max_source_positions": 16,
@@ -232,6 +234,14 @@ WIDTH_LISTS = frozenset(
 )
 HEAD_LISTS = frozenset({"num_heads", "num_attention_heads", "heads", "attention_heads"})
 LIST_WIDTH_LIMIT = 64
+
+
+def _attribute(config: Any, name: str) -> Any:
+    """`getattr`, or None where a heterogeneous (per-layer) config refuses a global read."""
+    try:
+        return getattr(config, name, None)
+    except Exception:  # AmbiguousGlobalPerLayerAttributeError: no global value to shrink
+        return None
 
 
 def _is_int(value: Any) -> bool:
@@ -262,11 +272,11 @@ def _field_names(config_class: type) -> set[str]:
 def _scalar_overrides(config: Any, fields: set[str]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for name, target in SCALAR_TARGETS.items():
-        value = getattr(config, name, None)
+        value = _attribute(config, name)
         if name in fields and _is_int(value) and value > target:
             overrides[name] = target
     for name in fields:
-        value = getattr(config, name, None)
+        value = _attribute(config, name)
         if isinstance(value, (list, tuple)):
             shrunk = _shrunk_list(name, list(value))
             if shrunk is not None and shrunk != list(value):
@@ -280,7 +290,7 @@ def _key_value_heads(config: Any, fields: set[str], overrides: dict[str, Any]) -
         ("num_key_value_heads", "num_attention_heads"),
         ("multi_query_group_num", "num_attention_heads"),
     ):
-        kv, heads = getattr(config, kv_name, None), getattr(config, heads_name, None)
+        kv, heads = _attribute(config, kv_name), _attribute(config, heads_name)
         if kv_name not in fields or not _is_int(kv) or not _is_int(heads):
             continue
         new_heads = overrides.get(heads_name, heads)
@@ -301,17 +311,17 @@ def _mamba_heads(config: Any, fields: set[str], overrides: dict[str, Any]) -> No
         names = (expand_name, heads_name, head_dim_name)
         if hidden is None or not all(name in fields for name in names):
             continue
-        expand = getattr(config, expand_name, None)
-        heads = overrides.get(heads_name, getattr(config, heads_name, None))
+        expand = _attribute(config, expand_name)
+        heads = overrides.get(heads_name, _attribute(config, heads_name))
         if _is_int(expand) and _is_int(heads) and heads > 0:
             overrides[head_dim_name] = max(1, expand * hidden // heads)
 
 
 def _image_size(config: Any, fields: set[str], overrides: dict[str, Any]) -> None:
-    size = getattr(config, "image_size", None)
+    size = _attribute(config, "image_size")
     if "image_size" not in fields or not _is_int(size):
         return
-    patch = getattr(config, "patch_size", None)
+    patch = _attribute(config, "patch_size")
     target = max(32, 4 * patch) if _is_int(patch) else 64
     if size > target:
         overrides["image_size"] = target
@@ -322,13 +332,13 @@ def _per_layer_lists(config: Any, fields: set[str], overrides: dict[str, Any]) -
     each kind (a hybrid model keeps an attention layer and a linear/mamba layer): the
     depth grows to the number of kinds where needed."""
     for depth_name in ("num_hidden_layers", "num_layers", "encoder_layers", "decoder_layers"):
-        depth, new_depth = getattr(config, depth_name, None), overrides.get(depth_name)
+        depth, new_depth = _attribute(config, depth_name), overrides.get(depth_name)
         if not _is_int(depth) or new_depth is None:
             continue
         per_layer = {
             name: list(value)
             for name in fields
-            if isinstance(value := overrides.get(name, getattr(config, name, None)), (list, tuple))
+            if isinstance(value := overrides.get(name, _attribute(config, name)), (list, tuple))
             and len(value) == depth
         }
         kinds = [len({v for v in value if isinstance(v, str)}) for value in per_layer.values()]
@@ -363,7 +373,7 @@ def _token_ids(config: Any, fields: set[str], overrides: dict[str, Any], vocab: 
         return moved.setdefault(token, vocab - 1 - len(moved))
 
     for name in sorted(fields):
-        value = getattr(config, name, None)
+        value = _attribute(config, name)
         if not (name.endswith(("_token_id", "_token_index", "_token_ids")) or name == "pad_id"):
             continue
         if _is_int(value):
@@ -371,17 +381,18 @@ def _token_ids(config: Any, fields: set[str], overrides: dict[str, Any], vocab: 
         elif isinstance(value, (list, tuple)) and all(_is_int(v) for v in value):
             overrides[name] = [inside(v) for v in value]
     for name in ("suppress_tokens", "begin_suppress_tokens"):
-        if name in fields and getattr(config, name, None):
+        if name in fields and _attribute(config, name):
             overrides[name] = None
 
 
 def _rope(config: Any, overrides: dict[str, Any]) -> None:
     """Multimodal RoPE sections must sum to half the (new) head dimension."""
-    rope = getattr(config, "rope_parameters", None)
+    rope = _attribute(config, "rope_parameters")
     uses_mrope = "mrope_section" in getattr(type(config), "ignore_keys_at_rope_validation", ())
     if not isinstance(rope, Mapping) or not ("mrope_section" in rope or uses_mrope):
         return
-    half = overrides.get("head_dim", HEAD_DIM) // 2
+    factor = rope.get("partial_rotary_factor") or _attribute(config, "partial_rotary_factor") or 1
+    half = int(overrides.get("head_dim", HEAD_DIM) * factor) // 2
     # Qwen2-VL's modeling code defaults to [16, 24, 24] when the config has none.
     sections = list(rope.get("mrope_section", DEFAULT_MROPE_SECTION))
     shrunk = [max(1, s * half // sum(sections)) for s in sections]
@@ -397,6 +408,20 @@ def _sub_configs(config: Any) -> dict[str, Any]:
     }
 
 
+def _resnet_instead_of_timm(timm_config: Any) -> dict[str, Any]:
+    """DETR-likes default to a timm backbone; timm needs torchvision, which has no
+    build beside the pinned CPU torch, so they get transformers' own (tiny) ResNet."""
+    from transformers import ResNetConfig
+
+    indices = list(getattr(timm_config, "out_indices", None) or (1, 2, 3, 4))
+    return {
+        "model_type": "resnet",
+        **shrink_overrides(ResNetConfig()),
+        "out_indices": indices,
+        "num_channels": getattr(timm_config, "num_channels", 3),
+    }
+
+
 def shrink_overrides(config: Any) -> dict[str, Any]:
     """Constructor arguments that turn `config` (a default config) into a tiny one."""
     fields = _field_names(type(config))
@@ -407,11 +432,12 @@ def shrink_overrides(config: Any) -> dict[str, Any]:
     _per_layer_lists(config, fields, overrides)
     _rope(config, overrides)
     for name, sub_config in _sub_configs(config).items():
-        if name in fields:
-            overrides[name] = {
-                "model_type": sub_config.model_type,
-                **shrink_overrides(sub_config),
-            }
+        if name not in fields:
+            continue
+        if sub_config.model_type == "timm_backbone":
+            overrides[name] = _resnet_instead_of_timm(sub_config)
+        else:
+            overrides[name] = {"model_type": sub_config.model_type, **shrink_overrides(sub_config)}
     text = overrides.get("text_config") or overrides.get("decoder") or {}
     _token_ids(config, fields, overrides, overrides.get("vocab_size", text.get("vocab_size")))
     return overrides
