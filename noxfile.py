@@ -55,7 +55,8 @@ def _run_pytest(
 ) -> None:
     """Install the pinned tools (and the model stack when `models`), then run pytest."""
     _install(session, *TEST_TOOLS, *(MODEL_STACK if models else ()), *extra_packages)
-    command = ["pytest", *args]
+    # Every session runs the slow tests too; only a bare `pytest` skips them.
+    command = ["pytest", "--run-slow", *args]
     if models:
         command += ["--run-model-tests", f"--device={device}", "test/improved"]
     # pytest exits 5 when nothing was collected.  For the whole suite that means
@@ -104,9 +105,19 @@ def models_rocm(session: nox.Session) -> None:
     _run_pytest(session, *PARALLEL, models=True, device="rocm")
 
 
+@nox.session(default=False, tags=["benchmarks"])
+def benchmarks(session: nox.Session) -> None:
+    """The benchmarks, serially (no -n: timings need a quiet machine), compared with
+    test/.performance_baselines.json; regressions warn, `-- --fail-on-regression` fails."""
+    _run_pytest(session, "-m", "benchmark", models=True, device="auto")
+
+
 @nox.session(default=False, tags=["baselines"])
 def baselines(session: nox.Session) -> None:
-    """Re-measure the benchmarks and write test/.performance_baselines.json."""
+    """Re-measure the benchmarks and write test/.performance_baselines.json.
+
+    `-- -n 2` is accepted: the workers take turns measuring, and the controller
+    writes every entry at once (docs/PERFORMANCE_BASELINES.md)."""
     _run_pytest(session, "-m", "benchmark", "--update-baselines", models=True, device="auto")
 
 
@@ -119,6 +130,7 @@ def coverage(session: nox.Session) -> None:
         "--cov-report=term-missing:skip-covered",
         "--cov-report=html",
         "--cov-report=xml",
+        "--run-model-tests",  # the framework tests that build a model count too
         "test/framework",
         extra_packages=MODEL_STACK,
     )

@@ -156,6 +156,12 @@ def benchmark_key(item: pytest.Item) -> str:
     return callspec.id if callspec is not None else item.name
 
 
+def _method(timing: Any) -> str:
+    """How the samples were taken: best-of-k times are only comparable with the same k."""
+    reference = REFERENCE_WORKLOAD_ID if timing.reference_ns else "no reference"
+    return f"best of {timing.best_of}, relative to {reference}"
+
+
 class BaselineRecorder:
     """Handed to benchmark tests: `record()` one timing per test."""
 
@@ -174,11 +180,7 @@ class BaselineRecorder:
         record = {
             "key": key or benchmark_key(self.item),
             "timing": timing.as_record(),
-            "fingerprint": machine_fingerprint(
-                timing.device,
-                torch_threads,
-                REFERENCE_WORKLOAD_ID if timing.reference_ns else "",
-            ),
+            "fingerprint": machine_fingerprint(timing.device, torch_threads, _method(timing)),
             "memory": memory.as_record() if memory is not None else None,
         }
         worker_records.attach(self.item, RECORD_KIND, record)

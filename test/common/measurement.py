@@ -38,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_WARMUP_ROUNDS = 5
-DEFAULT_ROUNDS = 30
-#: Each round keeps the fastest of this many calls.
-DEFAULT_BEST_OF = 3
+DEFAULT_ROUNDS = 20
+#: Each round keeps the fastest of this many calls (see docs/PERFORMANCE_BASELINES.md:
+#: best of 1, 2, 3 measured on a loaded machine, each step halving the noise).
+DEFAULT_BEST_OF = 5
 #: A leak must grow memory by more than this over the second window of repeats.
 DEFAULT_RSS_LEAK_BOUND = 8 * 1024 * 1024
 DEFAULT_TRACEMALLOC_LEAK_BOUND = 256 * 1024

@@ -19,6 +19,7 @@ and :meth:`PerformanceBaselineManager.compare_with_baseline`.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import platform
@@ -42,6 +43,7 @@ class BaselineFileError(Exception):
     """The baseline file exists but cannot be used as it is."""
 
 
+@functools.cache
 def _cpu_model() -> str:
     """The CPU's model name (a stable string, unlike its current clock speed)."""
     try:
@@ -53,6 +55,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache
 def _version(distribution: str) -> str:
     try:
         return metadata.version(distribution)
@@ -74,17 +77,17 @@ def _accelerator_name(device: str) -> str:
 
 
 def machine_fingerprint(
-    device: str, torch_threads: int | None = None, calibration: str = ""
+    device: str, torch_threads: int | None = None, method: str = ""
 ) -> dict[str, Any]:
     """What must match for two timings on `device` to be comparable.
 
     Only stable facts: hardware models, core count, library versions, thread
-    count, the reference workload timings are relative to (`calibration`).
+    count, how samples were taken (`method`: best of k, relative to which reference).
     Never drifting ones (clock speed, load, free memory, hostname).
     """
     return {
         "accelerator": _accelerator_name(device),
-        "calibration": calibration,
+        "method": method,
         "cores": os.cpu_count() or 0,
         "cpu": _cpu_model(),
         "machine": platform.machine(),

@@ -1,0 +1,99 @@
+"""The regression decision (test/common/regression.py): size AND evidence, never one alone."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from test.common.regression import (
+    Status,
+    Verdict,
+    decide,
+    fingerprint_difference,
+    legacy_decide,
+)
+
+TOLERANCE = 0.2
+timings = st.lists(
+    st.floats(min_value=1.0, max_value=1e6, allow_nan=False), min_size=10, max_size=40
+)
+tolerances = st.floats(min_value=0.0, max_value=1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(samples=timings, tolerance=tolerances)
+def test_identical_runs_are_never_a_regression(samples: list[float], tolerance: float) -> None:
+    assert decide(samples, list(samples), tolerance).status is Status.UNCHANGED
+
+
+@settings(max_examples=80, deadline=None)
+@given(baseline=timings, current=timings, tolerance=tolerances)
+def test_a_regression_needs_size_and_evidence_and_mirrors_an_improvement(
+    baseline: list[float], current: list[float], tolerance: float
+) -> None:
+    verdict = decide(baseline, current, tolerance)
+    if verdict.is_regression:
+        assert verdict.ratio is not None
+        assert verdict.ratio > 1 + tolerance
+        assert verdict.p_value is not None
+        assert verdict.p_value < 0.01
+    swapped = decide(current, baseline, tolerance)
+    assert verdict.is_regression == (swapped.status is Status.IMPROVEMENT)
+
+
+@settings(max_examples=60, deadline=None)
+@given(baseline=timings, factor=st.floats(min_value=1.3, max_value=10.0))
+def test_a_clear_separated_slowdown_is_flagged(baseline: list[float], factor: float) -> None:
+    top = max(baseline)
+    current = [top * factor + index for index in range(len(baseline))]
+    # Every current sample is above every baseline sample and the medians differ by
+    # > 1.3x: the rank test's p is at most 1/C(20, 10) for 10 per side.
+    verdict = decide(baseline, current, TOLERANCE)
+    assert verdict.is_regression, verdict.describe()
+
+
+def test_a_large_but_insignificant_difference_is_not_a_regression() -> None:
+    # Medians 1.5x apart, but the samples interleave: the rank test does not agree.
+    baseline = [1.0, 1.0, 1.0, 1.0, 1.0, 9.0, 9.0, 9.0, 9.0, 9.0, 1.0]
+    current = [1.5, 1.5, 1.5, 1.5, 1.5, 9.0, 9.0, 9.0, 9.0, 1.0, 1.5]
+    verdict = decide(baseline, current, TOLERANCE)
+    assert verdict.ratio == pytest.approx(1.5)
+    assert verdict.status is Status.UNCHANGED
+    assert verdict.p_value is not None
+    assert verdict.p_value >= 0.01
+
+
+def test_outliers_move_the_legacy_mean_but_not_the_decision() -> None:
+    baseline = [1.0] * 20
+    current = [1.0] * 19 + [100.0]  # one preempted round
+    assert legacy_decide(baseline, current)
+    assert decide(baseline, current, TOLERANCE).status is Status.UNCHANGED
+
+
+@pytest.mark.parametrize("sizes", [(9, 10), (10, 9), (0, 30)])
+def test_fewer_than_ten_samples_a_side_decide_nothing(sizes: tuple[int, int]) -> None:
+    baseline, current = [1.0] * sizes[0], [5.0] * sizes[1]
+    verdict = decide(baseline, current, TOLERANCE)
+    assert verdict.status is Status.TOO_FEW_SAMPLES
+    assert "need 10 per side" in verdict.describe()
+
+
+def test_invalid_inputs_are_errors() -> None:
+    with pytest.raises(ValueError, match="tolerance"):
+        decide([1.0] * 10, [1.0] * 10, -0.1)
+    with pytest.raises(ValueError, match="positive"):
+        decide([0.0] * 10, [1.0] * 10, 0.2)
+
+
+def test_describe_lists_the_numbers() -> None:
+    text = Verdict(Status.REGRESSION, 1.5, 0.001, "hint").describe()
+    assert text == "regression, median x1.500, p=0.001, hint"
+    assert Verdict(Status.MISSING_BASELINE).describe() == "missing baseline"
+
+
+def test_fingerprint_difference_names_each_field() -> None:
+    stored = {"cpu": "A", "torch": "2.13.0", "cores": 2}
+    assert fingerprint_difference(stored, dict(stored)) == ""
+    text = fingerprint_difference(stored, {"cpu": "B", "torch": "2.13.0", "threads": 1})
+    assert text == "cores: 2 -> None; cpu: 'A' -> 'B'; threads: None -> 1"
