@@ -271,7 +271,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _write_verdicts(terminal: Any, verdicts: list[tuple[str, Verdict]], fail: bool) -> None:
+def _write_verdicts(
+    terminal: Any, verdicts: list[tuple[str, Verdict]], fail: bool, verbose: bool
+) -> None:
     regressions = [(key, v) for key, v in verdicts if v.is_regression]
     if regressions:
         mode = "failing the run" if fail else f"warning only; {FAIL_ON_REGRESSION} fails the run"
@@ -283,6 +285,8 @@ def _write_verdicts(terminal: Any, verdicts: list[tuple[str, Verdict]], fail: bo
             terminal.write_line(f"warning: {key}: {verdict.describe()}", yellow=True)
         elif verdict.status is Status.IMPROVEMENT:
             terminal.write_line(f"improved {key}: {verdict.describe()}", green=True)
+        elif verbose and not verdict.is_regression:
+            terminal.write_line(f"{key}: {verdict.describe()}")
     counts: dict[str, int] = {}
     for _, verdict in verdicts:
         counts[verdict.status.value] = counts.get(verdict.status.value, 0) + 1
@@ -301,7 +305,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"benchmarks deselected under -n: {state.deselected} ({SERIAL_HINT})"
         )
     if state.verdicts:
-        _write_verdicts(terminalreporter, state.verdicts, _fails(config, state))
+        verbose = config.get_verbosity() > 0
+        _write_verdicts(terminalreporter, state.verdicts, _fails(config, state), verbose)
     if state.written and state.manager is not None:
         terminalreporter.write_line(
             f"baselines written: {len(state.written)} entries to {state.manager.path}"

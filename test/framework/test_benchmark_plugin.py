@@ -118,9 +118,14 @@ def test_benchmarks_are_deselected_under_xdist_with_one_line(sandbox: pytest.Pyt
 
 def test_a_second_run_without_change_is_unchanged(sandbox: pytest.Pytester) -> None:
     record_baselines(sandbox)
-    result = sandbox.runpytest()
+    result = sandbox.runpytest("-v")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["benchmarks compared with baselines: 3 unchanged"])
+    result.stdout.fnmatch_lines(
+        [
+            "arch0-float32-b1-s8: unchanged, median x1.000",
+            "benchmarks compared with baselines: 3 unchanged",
+        ]
+    )
     result.stdout.no_fnmatch_line("*REGRESSION*")
 
 
