@@ -263,3 +263,40 @@ def test_the_recorder_is_for_benchmark_tests_only(suite_pytester: pytest.Pyteste
     result = suite_pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*uses baseline_recorder but is not marked benchmark*"])
+
+
+SPANS = """
+import time
+
+import pytest
+
+from test.common import worker_records
+
+
+@pytest.mark.benchmark
+@pytest.mark.parametrize("n", range(4))
+def test_measures_alone(n, request):
+    start = time.time_ns()
+    time.sleep(0.3)
+    worker_records.attach(request.node, "span", {"start": start, "end": time.time_ns()})
+"""
+
+SPAN_CHECK = """
+from test.common import worker_records
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    spans = sorted((r["start"], r["end"]) for _, r in worker_records.collected(config, "span"))
+    overlaps = sum(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    terminalreporter.write_line(f"spans: {len(spans)}, overlapping: {overlaps}")
+"""
+
+
+def test_workers_take_turns_while_recording_baselines(suite_pytester: pytest.Pytester) -> None:
+    suite_pytester.makepyfile(test_spans=SPANS, span_check=SPAN_CHECK)
+    suite_pytester.syspathinsert()
+    result = suite_pytester.runpytest(
+        "-p", "span_check", "-n", "2", "-p", "xdist", "--update-baselines"
+    )
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["spans: 4, overlapping: 0"])
