@@ -3,11 +3,53 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _pytest import pytester as pytester_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: Extension modules that cannot be imported twice in one process.  pytester's
+#: in-process runs delete every module imported during the run; a later
+#: `import torch` then crashes (SystemError "bad call flags", or a segfault).
+#: Re-importing hypothesis is merely slow (seconds per run).
+KEEP_IMPORTED = frozenset(
+    {
+        "torch",
+        "transformers",
+        "tokenizers",
+        "safetensors",
+        "numpy",
+        "scipy",
+        "PIL",
+        "sklearn",
+        "hypothesis",
+        "huggingface_hub",
+    }
+)
+
+
+def _keeps_heavy_modules(self: pytest.Pytester) -> pytester_module.SysModulesSnapshot:
+    def preserve(name: str) -> bool:
+        return name.split(".")[0] in KEEP_IMPORTED or name.startswith(("zope", "readline"))
+
+    return pytester_module.SysModulesSnapshot(preserve=preserve)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _pytester_keeps_extension_modules() -> Iterator[None]:
+    """Let in-process pytester runs import torch without breaking later imports.
+
+    pytester offers no option for this; its snapshot method is private, and
+    pytest is pinned exactly, so the patch is checked whenever pytest changes.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            pytester_module.Pytester, "_Pytester__take_sys_modules_snapshot", _keeps_heavy_modules
+        )
+        yield
 
 
 @pytest.fixture

@@ -238,3 +238,37 @@ def test_gated_reports_travel_through_xdist(suite_pytester: pytest.Pytester) -> 
     result = suite_pytester.runpytest("-n", "2", "-p", "xdist")
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["slow tests gated: 1 (pass --run-slow to run them)"])
+
+
+def test_fixtures_are_torn_down_across_gated_tests(suite_pytester: pytest.Pytester) -> None:
+    """A gated test between two modules must still let the first module's fixtures go."""
+    suite_pytester.makepyfile(
+        test_a="""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def resource():
+            yield "a"
+            print("TORN-DOWN-A")
+
+        def test_uses(resource):
+            assert resource == "a"
+
+        @pytest.mark.model_test
+        def test_gated():
+            pass
+        """,
+        test_b="""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def resource():
+            return "b"
+
+        def test_uses(resource):
+            assert resource == "b"
+        """,
+    )
+    result = suite_pytester.runpytest("-s", "test_a.py", "test_b.py")
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines(["*TORN-DOWN-A*"])
