@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 ARCHITECTURE_PROPERTY = "architecture"
+PARAMETERS_PROPERTY = "parameters"
 OUTCOME_ORDER = ("failed", "xfailed", "skipped", "passed")
 
 
@@ -59,12 +60,16 @@ class BatteryTally:
 
     outcomes: dict[str, collections.Counter[str]] = dataclasses.field(default_factory=dict)
     failures: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    parameters: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def add(self, report: Any) -> None:
         model_type = architecture_of(report)
         outcome = phase_outcome(report) if model_type is not None else None
         if model_type is None or outcome is None:
             return
+        for name, value in report.user_properties:
+            if name == PARAMETERS_PROPERTY:
+                self.parameters[model_type] = int(value)
         self.outcomes.setdefault(model_type, collections.Counter())[outcome] += 1
         if outcome == "failed":
             message = _short_message(report)
@@ -86,6 +91,13 @@ class BatteryTally:
         )
         not_run = total - len(self.outcomes)
         return line + (f", {not_run} not run (deselected)" if not_run > 0 else "")
+
+    def largest(self) -> str | None:
+        """The tiny model with the most parameters, as recorded by test_loads."""
+        if not self.parameters:
+            return None
+        model_type = max(self.parameters, key=self.parameters.__getitem__)
+        return f"largest tiny model: {model_type}, {self.parameters[model_type]:,} parameters"
 
 
 def _short_message(report: Any) -> str:
@@ -113,6 +125,9 @@ class BatteryReporter:
             return
         terminalreporter.write_sep("-", "architecture battery")
         terminalreporter.write_line(self.tally.summary(registry_size()))
+        largest = self.tally.largest()
+        if largest:
+            terminalreporter.write_line(largest)
         for model_type in sorted(self.tally.failures):
             for failure in self.tally.failures[model_type]:
                 terminalreporter.write_line(f"  FAILED {model_type}: {failure}")

@@ -99,6 +99,22 @@ def test_failure_message_falls_back_to_longrepr_text() -> None:
     assert tally.failures["bert"] == ["test_x.py::test_forward[bert-cpu]: AssertionError: boom"]
 
 
+def test_largest_model_comes_from_recorded_parameters() -> None:
+    tally = battery_report.BatteryTally()
+    assert tally.largest() is None
+    for model_type, count in (("bert", 38_752), ("bart", 112_640)):
+        tally.add(
+            SimpleNamespace(
+                user_properties=[("architecture", model_type), ("parameters", count)],
+                when="call",
+                passed=True,
+                failed=False,
+                skipped=False,
+            )
+        )
+    assert tally.largest() == "largest tiny model: bart, 112,640 parameters"
+
+
 def test_reports_without_architecture_are_ignored() -> None:
     tally = battery_report.BatteryTally()
     tally.add(SimpleNamespace(user_properties=[], when="call", passed=True, failed=False))

@@ -67,6 +67,15 @@ def test_rows_and_overlay_are_merged() -> None:
     assert specs["beta"].status == "runs"
 
 
+def test_forward_failure_spares_only_loads() -> None:
+    rows = {"alpha": {"forward_failure": "needs grid_thw", "expected_failures": {"loads": "cap"}}}
+    spec = build_registry(FAKE_CATALOG, rows, {})["alpha"]
+    assert spec.expected_failure_of("loads") == "cap"
+    assert spec.expected_failure_of("forward") == "needs grid_thw"
+    assert spec.expected_failure_of("bad_input") == "needs grid_thw"
+    assert spec.status == "xfail after loading: needs grid_thw"
+
+
 def test_whole_battery_xfail_status() -> None:
     specs = build_registry(FAKE_CATALOG, {"alpha": {"expected_failure": "needs timm"}}, {})
     assert specs["alpha"].status == "xfail: needs timm"
@@ -84,6 +93,7 @@ def test_whole_battery_xfail_status() -> None:
         ({"alpha": {"modality": "smell"}}, {}, "modality 'smell' is not one of"),
         ({"alpha": {"expected_failures": {"fly": "no wings"}}}, {}, "unknown tests ['fly']"),
         ({"alpha": {"expected_failure": " "}}, {}, "expected_failure needs a reason"),
+        ({"alpha": {"forward_failure": 3}}, {}, "forward_failure needs a reason"),
         ({"alpha": {"max_parameters": 9}}, {}, "max_parameters needs max_parameters_reason"),
         ({"alpha": "runs"}, {}, "[alpha] must be a table"),
         ({}, {"alpha": {"weights": "x"}}, "converted_models.toml: [alpha] has unknown keys"),

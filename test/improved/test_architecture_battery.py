@@ -149,11 +149,12 @@ def assert_close(actual: Any, expected: Any, atol: float, rtol: float, what: str
     assert difference <= allowed, f"{what}: max difference {difference:.3g} > {allowed:.3g}"
 
 
-def test_loads(architecture: str, subject: Subject, device: str) -> None:
+def test_loads(architecture: str, subject: Subject, device: str, record_property: Any) -> None:
     import torch
 
     from test.common.tiny_models import BUILD_COUNTS
 
+    record_property("parameters", subject.tiny.parameters)
     model = on(subject, device)
     assert BUILD_COUNTS[architecture] == 1, "the tiny model was built more than once"
     assert subject.tiny.parameters <= subject.spec.max_parameters, (
