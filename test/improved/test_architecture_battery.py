@@ -13,6 +13,7 @@ fixtures and tests only: collecting this module with model tests gated imports n
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
 import functools
@@ -93,6 +94,11 @@ class Subject:
         return primary(run(self.model, self.inputs, "cpu"))
 
 
+#: How often this worker built each architecture's subject: once, or the
+#: fixture's scope is broken (tiny_models.BUILD_COUNTS also counts other users).
+SUBJECT_BUILDS: collections.Counter[str] = collections.Counter()
+
+
 @pytest.fixture(scope="module")
 def subject(architecture: str):
     from test.common import model_inputs, tiny_models
@@ -105,6 +111,7 @@ def subject(architecture: str):
         torch.set_num_threads(1)
     spec = load_registry()[architecture]
     tiny = tiny_models.build_tiny_model(architecture)
+    SUBJECT_BUILDS[architecture] += 1
     recipe = model_inputs.recipe_for(tiny.model, spec.inputs)
     yield Subject(spec, tiny, recipe, model_inputs.make_inputs(recipe))
     # Release the model before the worker builds the next architecture.
@@ -152,11 +159,9 @@ def assert_close(actual: Any, expected: Any, atol: float, rtol: float, what: str
 def test_loads(architecture: str, subject: Subject, device: str, record_property: Any) -> None:
     import torch
 
-    from test.common.tiny_models import BUILD_COUNTS
-
     record_property("parameters", subject.tiny.parameters)
     model = on(subject, device)
-    assert BUILD_COUNTS[architecture] == 1, "the tiny model was built more than once"
+    assert SUBJECT_BUILDS[architecture] == 1, "the tiny model was built more than once"
     assert subject.tiny.parameters <= subject.spec.max_parameters, (
         f"{subject.tiny.parameters:,} parameters, above the cap of "
         f"{subject.spec.max_parameters:,}: shrink it with a config_overrides row"
