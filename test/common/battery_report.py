@@ -93,11 +93,12 @@ class BatteryTally:
         return line + (f", {not_run} not run (deselected)" if not_run > 0 else "")
 
     def largest(self) -> str | None:
-        """The tiny model with the most parameters, as recorded by test_loads."""
-        if not self.parameters:
+        """The passing tiny model with the most parameters (recorded by test_loads)."""
+        passing = {mt: n for mt, n in self.parameters.items() if self.verdict(mt) == "passed"}
+        if not passing:
             return None
-        model_type = max(self.parameters, key=self.parameters.__getitem__)
-        return f"largest tiny model: {model_type}, {self.parameters[model_type]:,} parameters"
+        model_type = max(passing, key=passing.__getitem__)
+        return f"largest passing tiny model: {model_type}, {passing[model_type]:,} parameters"
 
 
 def _short_message(report: Any) -> str:

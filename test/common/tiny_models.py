@@ -218,6 +218,9 @@ SCALAR_TARGETS: dict[str, int] = {
     **dict.fromkeys(["n_shared_experts", "num_shared_experts", "moe_num_shared_experts"], 1),
     **dict.fromkeys(["vocab_size", "input_vocab_size", "output_vocab_size"], VOCAB),
     "max_window_layers": LAYERS,
+    # Mamba-2 groups must divide the (shrunk) heads.
+    "n_groups": 1,
+    "mamba_n_groups": 1,
     "entity_vocab_size": VOCAB,
     "vocab_size_per_layer_input": VOCAB,
     "num_latents": 8,
@@ -282,6 +285,14 @@ def _scalar_overrides(config: Any, fields: set[str]) -> dict[str, Any]:
             if shrunk is not None and shrunk != list(value):
                 overrides[name] = shrunk
     return overrides
+
+
+def _unset_head_dim(config: Any, fields: set[str], overrides: dict[str, Any]) -> None:
+    """Some attention code reads `config.head_dim` even where the default is None
+    (meaning hidden_size // heads): spell it out for the shrunk sizes."""
+    shrunk = overrides.get("hidden_size") == WIDTH and overrides.get("num_attention_heads") == HEADS
+    if shrunk and "head_dim" in fields and _attribute(config, "head_dim") is None:
+        overrides["head_dim"] = HEAD_DIM
 
 
 def _key_value_heads(config: Any, fields: set[str], overrides: dict[str, Any]) -> None:
@@ -427,6 +438,7 @@ def shrink_overrides(config: Any) -> dict[str, Any]:
     fields = _field_names(type(config))
     overrides = _scalar_overrides(config, fields)
     _key_value_heads(config, fields, overrides)
+    _unset_head_dim(config, fields, overrides)
     _image_size(config, fields, overrides)
     _mamba_heads(config, fields, overrides)
     _per_layer_lists(config, fields, overrides)

@@ -112,7 +112,7 @@ def test_largest_model_comes_from_recorded_parameters() -> None:
                 skipped=False,
             )
         )
-    assert tally.largest() == "largest tiny model: bart, 112,640 parameters"
+    assert tally.largest() == "largest passing tiny model: bart, 112,640 parameters"
 
 
 def test_reports_without_architecture_are_ignored() -> None:
