@@ -411,12 +411,14 @@ def _rope(config: Any, overrides: dict[str, Any]) -> None:
     overrides["rope_parameters"] = {**rope, "mrope_section": shrunk}
 
 
-def _sub_configs(config: Any) -> dict[str, Any]:
-    from transformers import PretrainedConfig
+def _is_config(value: Any) -> bool:
+    # By class name, not isinstance: the shrinking rules must not import transformers.
+    names = ("PreTrainedConfig", "PretrainedConfig")
+    return any(cls.__name__ in names for cls in type(value).__mro__)
 
-    return {
-        name: value for name, value in vars(config).items() if isinstance(value, PretrainedConfig)
-    }
+
+def _sub_configs(config: Any) -> dict[str, Any]:
+    return {name: value for name, value in vars(config).items() if _is_config(value)}
 
 
 def _resnet_instead_of_timm(timm_config: Any) -> dict[str, Any]:

@@ -1,0 +1,86 @@
+"""Synthetic battery inputs (test/common/model_inputs.py): shapes, padding, bad variants.
+
+These need torch (a second to import), hence `slow`; no model is built.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from test.common import model_inputs
+from test.common.model_inputs import InputRecipe
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    ("recipe", "shapes"),
+    [
+        (InputRecipe("text", accepts_mask=True), {"input_ids": (2, 8), "attention_mask": (2, 8)}),
+        (InputRecipe("image", image_size=32), {"pixel_values": (2, 3, 32, 32)}),
+        (
+            InputRecipe("audio-features", feature_size=80, frames=32),
+            {"input_features": (2, 80, 32)},
+        ),
+        (
+            InputRecipe("audio-features", feature_size=80, frames=32, features_first=False),
+            {"input_features": (2, 32, 80)},
+        ),
+        (InputRecipe("audio-values"), {"input_values": (2, 1600)}),
+        (
+            InputRecipe("text+image", image_size=32, decoder_ids=True),
+            {"input_ids": (2, 8), "pixel_values": (2, 3, 32, 32)},
+        ),
+        (InputRecipe("text", decoder_ids=True), {"input_ids": (2, 8), "decoder_input_ids": (2, 8)}),
+    ],
+)
+def test_inputs_have_the_recipe_shapes(recipe: InputRecipe, shapes: dict) -> None:
+    inputs = model_inputs.make_inputs(recipe)
+    assert {name: tuple(tensor.shape) for name, tensor in inputs.items()} == shapes
+
+
+def test_token_ids_avoid_special_ids() -> None:
+    recipe = InputRecipe("text", low_token=5, vocab_size=20)
+    ids = model_inputs.make_inputs(recipe)["input_ids"]
+    assert int(ids.min()) >= 5
+    assert int(ids.max()) < 20
+
+
+def test_padded_batch_masks_the_short_item() -> None:
+    recipe = InputRecipe("text", accepts_mask=True)
+    batch, singles, padding = model_inputs.padded_text_batch(recipe)
+    assert padding == model_inputs.PADDING
+    assert batch["attention_mask"][1, -padding:].sum() == 0
+    assert singles[1]["input_ids"].shape == (1, 8 - padding)
+    assert (singles[0]["input_ids"] == batch["input_ids"][:1]).all()
+
+
+def test_bad_variants_break_one_thing_each() -> None:
+    variants = model_inputs.bad_inputs(InputRecipe("image", image_size=32))
+    assert not variants["wrong dtype"]["pixel_values"].is_floating_point()
+    assert variants["wrong rank"]["pixel_values"].ndim == 3
+    assert variants["empty"]["pixel_values"].shape[-1] == 0
+
+
+def test_time_series_needs_a_row() -> None:
+    with pytest.raises(NotImplementedError, match="registry row"):
+        model_inputs.make_inputs(InputRecipe("time-series"))
+
+
+def test_primary_output_skips_cross_batch_logits() -> None:
+    import torch
+
+    outputs = {"loss": None, "logits_per_image": torch.ones(2, 2), "text_embeds": torch.ones(2, 4)}
+    assert model_inputs.primary_output(outputs).shape == (2, 4)
+    assert model_inputs.primary_output((torch.empty(0), [torch.ones(3)])).shape == (3,)
+    assert model_inputs.primary_output({"x": None}) is None
+
+
+def test_to_device_casts_only_floating_tensors() -> None:
+    import torch
+
+    moved = model_inputs.to_device(
+        {"ids": torch.ones(2, dtype=torch.long), "x": torch.ones(2)}, "cpu", torch.bfloat16
+    )
+    assert moved["ids"].dtype == torch.long
+    assert moved["x"].dtype == torch.bfloat16
