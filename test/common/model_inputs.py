@@ -31,7 +31,15 @@ SEED = 1234
 
 CROSS_BATCH = ("logits_per_", "loss")
 
-KINDS = ("text", "text+image", "image", "audio-features", "audio-values", "time-series")
+KINDS = (
+    "text",
+    "text+image",
+    "image",
+    "video",
+    "audio-features",
+    "audio-values",
+    "time-series",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +55,13 @@ class InputRecipe:
     #: Spectrogram layout: (batch, features, frames) when True, else (batch, frames, features).
     features_first: bool = True
     samples: int = AUDIO_SAMPLES
+    #: Waveform channels: 0 gives (batch, samples), n gives (batch, n, samples) (codecs).
+    audio_channels: int = 0
+    #: Frames of a video clip: (batch, video_frames, channels, height, width).
+    video_frames: int = 2
+    #: The main input's argument name where the model does not use the kind's usual
+    #: one (pixel_values_videos, input_values holding a spectrogram).
+    input_name: str = ""
     vocab_size: int = 100
     low_token: int = 0
     accepts_mask: bool = False
@@ -55,10 +70,13 @@ class InputRecipe:
 
     @property
     def main_input(self) -> str:
+        if self.input_name:
+            return self.input_name
         return {
             "text": "input_ids",
             "text+image": "input_ids",
             "image": "pixel_values",
+            "video": "pixel_values",
             "audio-features": "input_features",
             "audio-values": "input_values",
             "time-series": "past_values",
@@ -160,6 +178,9 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
         "kind": guess_kind(model),
         "image_size": _first_int(getattr(vision, "image_size", None), default=DEFAULT_IMAGE_SIZE),
         "channels": _first_int(getattr(vision, "num_channels", None), default=3),
+        "video_frames": _first_int(
+            getattr(vision, "num_frames", None), getattr(vision, "frames_per_clip", None), default=2
+        ),
         "feature_size": feature_size,
         "frames": 2 * _first_int(getattr(audio, "max_source_positions", None), default=16),
         "features_first": _features_first(model, feature_size),
@@ -201,13 +222,19 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
     if recipe.kind in ("image", "text+image"):
         shape = (batch, recipe.channels, recipe.image_size, recipe.image_size)
         inputs["pixel_values"] = torch.randn(shape, generator=generator)
+    if recipe.kind == "video":
+        size = recipe.image_size
+        shape = (batch, recipe.video_frames, recipe.channels, size, size)
+        inputs[recipe.main_input] = torch.randn(shape, generator=generator)
     if recipe.kind == "audio-features":
         shape = (batch, recipe.feature_size, recipe.frames)
         if not recipe.features_first:
             shape = (batch, recipe.frames, recipe.feature_size)
-        inputs["input_features"] = torch.randn(shape, generator=generator)
+        inputs[recipe.main_input] = torch.randn(shape, generator=generator)
     if recipe.kind == "audio-values":
-        inputs["input_values"] = torch.randn((batch, recipe.samples), generator=generator)
+        channels = (recipe.audio_channels,) if recipe.audio_channels else ()
+        shape = (batch, *channels, recipe.samples)
+        inputs[recipe.main_input] = torch.randn(shape, generator=generator)
     if recipe.kind == "time-series":
         raise NotImplementedError("time-series inputs need a registry row (inputs.kind)")
     if recipe.decoder_ids and recipe.kind != "text+image":
@@ -237,20 +264,23 @@ def padded_text_batch(recipe: InputRecipe, *, seed: int = SEED) -> tuple[dict, l
 
 
 def bad_inputs(recipe: InputRecipe) -> dict[str, dict[str, Any]]:
-    """Malformed variants of a valid batch: wrong dtype, wrong rank, empty."""
+    """Malformed variants of a valid batch: wrong rank, empty, and for id inputs wrong dtype."""
     import torch
 
     good = make_inputs(recipe, 2)
     main = recipe.main_input
     tensor = good[main]
-    wrong_dtype = tensor.float() if not tensor.is_floating_point() else tensor.long()
     empty_shape = list(tensor.shape)
     empty_shape[-1] = 0
     variants = {
-        "wrong dtype": {**good, main: wrong_dtype},
         "wrong rank": {**good, main: tensor[0]},
         "empty": {**good, main: torch.empty(empty_shape, dtype=tensor.dtype)},
     }
+    # Float token ids are malformed.  Integer pixel or audio values are not:
+    # vision and audio models deliberately cast them to their weights' dtype (a
+    # uint8 image is a valid input), so only id inputs get a wrong-dtype variant.
+    if not tensor.is_floating_point():
+        variants["wrong dtype"] = {**good, main: tensor.float()}
     for variant in variants.values():
         variant.pop("attention_mask", None)
     return variants
