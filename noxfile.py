@@ -59,8 +59,9 @@ def _run_pytest(
 ) -> None:
     """Install the pinned tools (and the model stack when `models`), then run pytest."""
     _install(session, *TEST_TOOLS, *(MODEL_STACK if models else ()), *extra_packages)
-    # Every session runs the slow tests too; only a bare `pytest` skips them.
-    command = ["pytest", "--run-slow", *args]
+    # Every session runs the slow tests and many hypothesis examples; a bare
+    # `pytest` skips the former and tries few of the latter.
+    command = ["pytest", "--run-slow", "--hypothesis-profile=thorough", *args]
     if models:
         command += ["--run-model-tests", f"--device={device}", "test/improved"]
     # pytest exits 5 when nothing was collected.  For the whole suite that means

@@ -43,7 +43,11 @@ def expected_line(passed: int, xfailed: int, failed: int, skipped: int) -> str:
     )
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2", "-p", "xdist"]], ids=["serial", "xdist"])
+@pytest.mark.parametrize(
+    "workers",
+    [[], pytest.param(["-n", "2", "-p", "xdist"], marks=pytest.mark.slow)],
+    ids=["serial", "xdist"],
+)
 def test_line_counts_architectures(suite_pytester: pytest.Pytester, workers: list[str]) -> None:
     suite_pytester.makepyfile(test_fake_battery=FAKE_BATTERY)
     result = suite_pytester.runpytest(*workers)

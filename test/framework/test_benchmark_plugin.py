@@ -10,12 +10,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-# Imported here, once: pytester drops the modules an in-process run imported first,
-# so numpy (under scipy, for the comparison) would be imported twice, which fails,
-# and hypothesis (its plugin's summary imports it) re-imported, slowly, every run.
-import hypothesis.internal.observability  # noqa: F401
 import pytest
-import scipy.stats  # noqa: F401
 
 from test.common import performance_baseline
 

@@ -148,7 +148,7 @@ def test_names_transformers_does_not_know_map_to_nothing(legacy_name: str) -> No
     assert resolver().model_type_of_name(legacy_name) is None
 
 
-@settings(max_examples=25, deadline=None)
+@settings(deadline=None)
 @given(
     model_type=st.sampled_from(sorted(load_catalog().config_classes)),
     separator=st.sampled_from(["-", "_"]),

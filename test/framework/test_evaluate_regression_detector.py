@@ -35,6 +35,7 @@ def test_stored_partner_pairs_the_same_architecture_half_a_run_away() -> None:
     assert [evaluation.stored_partner(trials, i) for i in range(8)] == [4, 5, 6, 7, 0, 1, 2, 3]
 
 
+@pytest.mark.slow  # imports torch or samples memory: seconds
 def test_rates_separate_the_rules_on_the_same_measurements() -> None:
     # A busier machine during half of the trials: the stored pairing compares
     # a quiet baseline with a busy current run (and back).

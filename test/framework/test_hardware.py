@@ -12,12 +12,14 @@ from test.common import hardware
 from test.framework.conftest import REPO_ROOT
 
 
+@pytest.mark.slow  # imports torch or samples memory: seconds
 def test_cpu_is_always_available() -> None:
     report = hardware.detect_hardware()
     assert report.is_available("cpu")
     assert report.torch_devices()[0] == "cpu"
 
 
+@pytest.mark.slow  # imports torch or samples memory: seconds
 def test_report_covers_every_platform_with_a_reason() -> None:
     report = hardware.detect_hardware()
     assert tuple(report.platforms) == hardware.PLATFORMS
@@ -26,6 +28,7 @@ def test_report_covers_every_platform_with_a_reason() -> None:
         assert info.checked, f"{name} gives no account of what was checked"
 
 
+@pytest.mark.slow  # imports torch or samples memory: seconds
 def test_detection_is_cached() -> None:
     assert hardware.detect_hardware() is hardware.detect_hardware()
 
@@ -63,6 +66,7 @@ def test_importing_detection_does_not_import_torch() -> None:
     assert _run_module("-c", code).stdout.strip() == "False"
 
 
+@pytest.mark.slow  # imports torch or samples memory: seconds
 def test_main_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert hardware.main(["--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -70,6 +74,7 @@ def test_main_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(printed) == set(hardware.PLATFORMS)
 
 
+@pytest.mark.slow  # imports torch or samples memory: seconds
 def test_main_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert hardware.main([]) == 0
     lines = capsys.readouterr().out.splitlines()

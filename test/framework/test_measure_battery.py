@@ -19,6 +19,7 @@ HOLD_MEMORY = (
 )
 
 
+@pytest.mark.slow  # imports torch or samples memory: seconds
 def test_peak_memory_includes_children(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(measure_battery, "SAMPLE_SECONDS", 0.05)
     result = measure_battery.measure([sys.executable, "-c", HOLD_MEMORY])
@@ -40,6 +41,7 @@ def test_battery_command_runs_the_battery_on_cpu() -> None:
     assert command[-2:] == ["-k", "bert"]
 
 
+@pytest.mark.slow  # imports torch or samples memory: seconds
 def test_main_writes_json_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         measure_battery, "battery_command", lambda workers, extra: [sys.executable, "-c", "pass"]

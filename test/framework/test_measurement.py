@@ -85,6 +85,7 @@ def test_cpu_needs_no_synchronisation_and_no_torch() -> None:
     assert measurement.device_type("cpu") == "cpu"
 
 
+@pytest.mark.slow  # imports torch or samples memory: seconds
 def test_memory_usage_sees_python_allocations() -> None:
     stats = measurement.measure_memory_usage(lambda: b"x" * (32 * MIB), device="cpu")
     assert stats.tracemalloc_peak_bytes is not None
@@ -102,6 +103,7 @@ def test_rss_helpers_report_this_process() -> None:
     assert measurement.peak_rss_bytes() >= measurement.current_rss_bytes() // 2
 
 
+@pytest.mark.slow  # imports torch or samples memory: seconds
 def test_a_leaking_callable_is_caught() -> None:
     kept = []
 
@@ -115,6 +117,7 @@ def test_a_leaking_callable_is_caught() -> None:
         measurement.assert_no_leak(leaking_model, repeats=10)
 
 
+@pytest.mark.slow  # imports torch or samples memory: seconds
 def test_a_one_off_cache_is_not_a_leak() -> None:
     cache: dict[str, bytes] = {}
 

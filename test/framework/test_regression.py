@@ -21,13 +21,13 @@ timings = st.lists(
 tolerances = st.floats(min_value=0.0, max_value=1.0)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)
 @given(samples=timings, tolerance=tolerances)
 def test_identical_runs_are_never_a_regression(samples: list[float], tolerance: float) -> None:
     assert decide(samples, list(samples), tolerance).status is Status.UNCHANGED
 
 
-@settings(max_examples=80, deadline=None)
+@settings(deadline=None)
 @given(baseline=timings, current=timings, tolerance=tolerances)
 def test_a_regression_needs_size_and_evidence_and_mirrors_an_improvement(
     baseline: list[float], current: list[float], tolerance: float
@@ -42,7 +42,7 @@ def test_a_regression_needs_size_and_evidence_and_mirrors_an_improvement(
     assert verdict.is_regression == (swapped.status is Status.IMPROVEMENT)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)
 @given(baseline=timings, factor=st.floats(min_value=1.3, max_value=10.0))
 def test_a_clear_separated_slowdown_is_flagged(baseline: list[float], factor: float) -> None:
     top = max(baseline)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-import hypothesis.internal.observability  # noqa: F401  (see test_benchmark_plugin.py)
 import pytest
 
 from test.common import worker_records
@@ -24,7 +23,6 @@ def pytest_terminal_summary(terminalreporter, config):
 """
 
 PRODUCER = """
-import hypothesis.internal.observability  # noqa: F401  (see test_benchmark_plugin.py)
 import pytest
 
 from test.common import worker_records
