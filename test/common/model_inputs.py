@@ -7,8 +7,9 @@ table can name the kind and its sizes where the guess is wrong:
     inputs = { kind = "text", sequence_length = 12 }
 
 Kinds: text (token ids, plus decoder ids for encoder-decoders), text+image (dual
-encoders such as CLIP), image, audio-features (spectrogram frames), audio-values (raw
-waveform), time-series.  Token ids are drawn from a range that avoids every special
+encoders such as CLIP), image, video (5-D clips), audio-features (spectrogram frames),
+audio-values (raw waveform, optionally with a channel axis), time-series (past values
+with the masks, time features and padding the model takes).  Token ids are drawn from a range that avoids every special
 token id of the config, so an image or pad token never appears by chance.
 
 torch is imported lazily (only model tests call this module).
@@ -62,6 +63,17 @@ class InputRecipe:
     #: The main input's argument name where the model does not use the kind's usual
     #: one (pixel_values_videos, input_values holding a spectrogram).
     input_name: str = ""
+    #: Time series: past steps (context plus the largest lag), channels (0 gives
+    #: (batch, steps), n gives (batch, steps, n)), time features (negative: the model
+    #: takes none), future steps of time features (0: none), the observed-mask argument,
+    #: the padding-indicator argument (TimesFM: 0 marks a real step), a frequency id.
+    context_length: int = 32
+    series_channels: int = 0
+    time_features: int = -1
+    prediction_length: int = 0
+    observed_mask_name: str = ""
+    padding_name: str = ""
+    frequency: bool = False
     vocab_size: int = 100
     low_token: int = 0
     accepts_mask: bool = False
@@ -160,6 +172,31 @@ def guess_kind(model: Any) -> str:
     return "text"
 
 
+def _series_guess(config: Any, parameters: set[str]) -> dict[str, Any]:
+    """Time-series sizes from the config: lagged models (TimeSeriesTransformer,
+    Informer, Autoformer) read `max(lags_sequence)` steps before the context."""
+    lags = getattr(config, "lags_sequence", None) or [0]
+    channels = _first_int(getattr(config, "num_input_channels", None), default=0)
+    input_size = _first_int(getattr(config, "input_size", None), default=1)
+    time_features = sum(
+        _first_int(getattr(config, name, None), default=0)
+        for name in ("num_time_features", "num_dynamic_real_features")
+    )
+    masks = [name for name in ("past_observed_mask", "observed_mask") if name in parameters]
+    return {
+        "context_length": _first_int(getattr(config, "context_length", None), default=32)
+        + max(lags),
+        "series_channels": channels or (input_size if input_size > 1 else 0),
+        "time_features": time_features if "past_time_features" in parameters else -1,
+        "prediction_length": _first_int(getattr(config, "prediction_length", None), default=0)
+        if "future_time_features" in parameters
+        else 0,
+        "observed_mask_name": masks[0] if masks else "",
+        "padding_name": "past_values_padding" if "past_values_padding" in parameters else "",
+        "frequency": "freq" in parameters,
+    }
+
+
 def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> InputRecipe:
     """The input recipe of `model`: guessed from the model, then the registry row."""
     row = dict(row_inputs or {})
@@ -189,6 +226,8 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
         "accepts_mask": "attention_mask" in parameters,
         "decoder_ids": "decoder_input_ids" in parameters,
     }
+    if (row.get("kind") or guessed["kind"]) == "time-series":
+        guessed.update(_series_guess(config, parameters))
     fields = {field.name for field in dataclasses.fields(InputRecipe)}
     extra = {key: value for key, value in row.items() if key not in fields}
     known = {key: value for key, value in row.items() if key in fields}
@@ -236,9 +275,35 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         shape = (batch, *channels, recipe.samples)
         inputs[recipe.main_input] = torch.randn(shape, generator=generator)
     if recipe.kind == "time-series":
-        raise NotImplementedError("time-series inputs need a registry row (inputs.kind)")
+        inputs.update(_series_inputs(recipe, batch, generator))
     if recipe.decoder_ids and recipe.kind != "text+image":
         inputs["decoder_input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed + 1)
+    return inputs
+
+
+def _series_inputs(recipe: InputRecipe, batch: int, generator: Any) -> dict[str, Any]:
+    """past_values (with its observed mask and time features where the model takes
+    them), and the future time features that seq2seq forecasters decode from."""
+    import torch
+
+    channels = (recipe.series_channels,) if recipe.series_channels else ()
+    past = torch.randn((batch, recipe.context_length, *channels), generator=generator)
+    inputs = {"past_values": past}
+    if recipe.observed_mask_name:
+        inputs[recipe.observed_mask_name] = torch.ones_like(past)
+    if recipe.padding_name:
+        inputs[recipe.padding_name] = torch.zeros(past.shape, dtype=torch.long)
+    if recipe.frequency:
+        inputs["freq"] = torch.zeros((batch, 1), dtype=torch.long)
+    if recipe.time_features >= 0:
+        features = recipe.time_features
+        inputs["past_time_features"] = torch.randn(
+            (batch, recipe.context_length, features), generator=generator
+        )
+        if recipe.prediction_length:
+            inputs["future_time_features"] = torch.randn(
+                (batch, recipe.prediction_length, features), generator=generator
+            )
     return inputs
 
 

@@ -5,6 +5,8 @@ These need torch (a second to import), hence `slow`; no model is built.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from test.common import model_inputs
@@ -32,6 +34,39 @@ pytestmark = pytest.mark.slow
             {"input_ids": (2, 8), "pixel_values": (2, 3, 32, 32)},
         ),
         (InputRecipe("text", decoder_ids=True), {"input_ids": (2, 8), "decoder_input_ids": (2, 8)}),
+        (InputRecipe("audio-values", audio_channels=1), {"input_values": (2, 1, 1600)}),
+        (
+            InputRecipe("audio-features", frames=16, feature_size=8, input_name="input_values"),
+            {"input_values": (2, 8, 16)},
+        ),
+        (InputRecipe("video", image_size=16, video_frames=4), {"pixel_values": (2, 4, 3, 16, 16)}),
+        (
+            InputRecipe("video", image_size=16, input_name="pixel_values_videos"),
+            {"pixel_values_videos": (2, 2, 3, 16, 16)},
+        ),
+        (InputRecipe("time-series", context_length=10), {"past_values": (2, 10)}),
+        (
+            InputRecipe(
+                "time-series",
+                context_length=11,
+                series_channels=3,
+                time_features=2,
+                prediction_length=4,
+                observed_mask_name="past_observed_mask",
+            ),
+            {
+                "past_values": (2, 11, 3),
+                "past_observed_mask": (2, 11, 3),
+                "past_time_features": (2, 11, 2),
+                "future_time_features": (2, 4, 2),
+            },
+        ),
+        (
+            InputRecipe(
+                "time-series", context_length=64, padding_name="past_values_padding", frequency=True
+            ),
+            {"past_values": (2, 64), "past_values_padding": (2, 64), "freq": (2, 1)},
+        ),
     ],
 )
 def test_inputs_have_the_recipe_shapes(recipe: InputRecipe, shapes: dict) -> None:
@@ -64,9 +99,39 @@ def test_bad_variants_break_one_thing_each() -> None:
     assert text["wrong dtype"]["input_ids"].is_floating_point()
 
 
-def test_time_series_needs_a_row() -> None:
-    with pytest.raises(NotImplementedError, match="registry row"):
-        model_inputs.make_inputs(InputRecipe("time-series"))
+def test_time_series_sizes_come_from_the_config() -> None:
+    # TimeSeriesTransformer-like: lags before the context, time features, a decoder.
+    config = SimpleNamespace(
+        context_length=4,
+        lags_sequence=[1, 7],
+        input_size=1,
+        num_time_features=2,
+        num_dynamic_real_features=1,
+        prediction_length=3,
+    )
+    parameters = {"past_values", "past_time_features", "past_observed_mask", "future_time_features"}
+    assert model_inputs._series_guess(config, parameters) == {
+        "context_length": 11,
+        "series_channels": 0,
+        "time_features": 3,
+        "prediction_length": 3,
+        "observed_mask_name": "past_observed_mask",
+        "padding_name": "",
+        "frequency": False,
+    }
+    # PatchTST-like: channels, no time features; TimesFM-like: padding and frequency.
+    patch = model_inputs._series_guess(
+        SimpleNamespace(context_length=32, num_input_channels=2), {"past_values", "observed_mask"}
+    )
+    assert (patch["series_channels"], patch["time_features"], patch["observed_mask_name"]) == (
+        2,
+        -1,
+        "observed_mask",
+    )
+    timesfm = model_inputs._series_guess(
+        SimpleNamespace(context_length=64), {"past_values", "past_values_padding", "freq"}
+    )
+    assert (timesfm["padding_name"], timesfm["frequency"]) == ("past_values_padding", True)
 
 
 def test_primary_output_skips_cross_batch_logits() -> None:
