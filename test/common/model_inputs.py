@@ -9,8 +9,9 @@ table can name the kind and its sizes where the guess is wrong:
 Kinds: text (token ids, plus decoder ids for encoder-decoders), text+image (dual
 encoders such as CLIP), image, video (5-D clips), audio-features (spectrogram frames),
 audio-values (raw waveform, optionally with a channel axis), time-series (past values
-with the masks, time features and padding the model takes).  Token ids are drawn from a range that avoids every special
-token id of the config, so an image or pad token never appears by chance.
+with the masks, time features and padding the model takes).  Token ids are drawn
+from a range that avoids every special token id of the config, so an image or pad
+token never appears by chance.
 
 torch is imported lazily (only model tests call this module).
 """
@@ -63,6 +64,8 @@ class InputRecipe:
     #: The main input's argument name where the model does not use the kind's usual
     #: one (pixel_values_videos, input_values holding a spectrogram).
     input_name: str = ""
+    #: Argument of a per-frame spectrogram mask (all frames real), where the model needs one.
+    feature_mask_name: str = ""
     #: Time series: past steps (context plus the largest lag), channels (0 gives
     #: (batch, steps), n gives (batch, steps, n)), time features (negative: the model
     #: takes none), future steps of time features (0: none), the observed-mask argument,
@@ -270,6 +273,8 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         if not recipe.features_first:
             shape = (batch, recipe.frames, recipe.feature_size)
         inputs[recipe.main_input] = torch.randn(shape, generator=generator)
+        if recipe.feature_mask_name:
+            inputs[recipe.feature_mask_name] = torch.ones((batch, recipe.frames), dtype=torch.long)
     if recipe.kind == "audio-values":
         channels = (recipe.audio_channels,) if recipe.audio_channels else ()
         shape = (batch, *channels, recipe.samples)

@@ -36,6 +36,10 @@ pytestmark = pytest.mark.slow
         (InputRecipe("text", decoder_ids=True), {"input_ids": (2, 8), "decoder_input_ids": (2, 8)}),
         (InputRecipe("audio-values", audio_channels=1), {"input_values": (2, 1, 1600)}),
         (
+            InputRecipe("audio-features", frames=16, feature_mask_name="input_features_mask"),
+            {"input_features": (2, 80, 16), "input_features_mask": (2, 16)},
+        ),
+        (
             InputRecipe("audio-features", frames=16, feature_size=8, input_name="input_values"),
             {"input_values": (2, 8, 16)},
         ),
