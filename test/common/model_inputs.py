@@ -64,6 +64,8 @@ class InputRecipe:
     #: The main input's argument name where the model does not use the kind's usual
     #: one (pixel_values_videos, input_values holding a spectrogram).
     input_name: str = ""
+    #: Layout models: one box (x0, y0, x1, y1) in [0, 1000] per token, as `bbox`.
+    bbox: bool = False
     #: Argument of a per-frame spectrogram mask (all frames real), where the model needs one.
     feature_mask_name: str = ""
     #: Time series: past steps (context plus the largest lag), channels (0 gives
@@ -251,6 +253,15 @@ def _token_ids(recipe: InputRecipe, batch: int, length: int, seed: int) -> Any:
     )
 
 
+def _boxes(batch: int, length: int, generator: Any) -> Any:
+    """Valid layout boxes: x0 <= x1 and y0 <= y1, on the 0-1000 grid of LayoutLM."""
+    import torch
+
+    corners = torch.randint(0, 1001, (batch, length, 2, 2), generator=generator)
+    low, high = corners.min(dim=2).values, corners.max(dim=2).values
+    return torch.cat([low, high], dim=-1)
+
+
 def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dict[str, Any]:
     """A batch of `batch` synthetic items (CPU tensors) for the recipe's kind."""
     import torch
@@ -261,6 +272,8 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         inputs["input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed)
         if recipe.accepts_mask:
             inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+        if recipe.bbox:
+            inputs["bbox"] = _boxes(batch, recipe.sequence_length, generator)
     if recipe.kind in ("image", "text+image"):
         shape = (batch, recipe.channels, recipe.image_size, recipe.image_size)
         inputs["pixel_values"] = torch.randn(shape, generator=generator)
@@ -326,8 +339,9 @@ def padded_text_batch(recipe: InputRecipe, *, seed: int = SEED) -> tuple[dict, l
     for index in range(2):
         single = {key: value[index : index + 1].clone() for key, value in batch.items()}
         if padding and index == 1:
-            for key in ("input_ids", "attention_mask"):
-                single[key] = single[key][:, :-padding]
+            for key in ("input_ids", "attention_mask", "bbox"):
+                if key in single:
+                    single[key] = single[key][:, :-padding]
         singles.append(single)
     del torch
     return batch, singles, padding

@@ -94,6 +94,18 @@ def test_padded_batch_masks_the_short_item() -> None:
     assert (singles[0]["input_ids"] == batch["input_ids"][:1]).all()
 
 
+def test_layout_boxes_are_valid_and_padded_with_their_tokens() -> None:
+    recipe = InputRecipe("text", accepts_mask=True, bbox=True)
+    boxes = model_inputs.make_inputs(recipe)["bbox"]
+    assert boxes.shape == (2, 8, 4)
+    assert (boxes[..., 0] <= boxes[..., 2]).all()
+    assert (boxes[..., 1] <= boxes[..., 3]).all()
+    assert int(boxes.min()) >= 0
+    assert int(boxes.max()) <= 1000
+    _, singles, padding = model_inputs.padded_text_batch(recipe)
+    assert singles[1]["bbox"].shape == (1, 8 - padding, 4)
+
+
 def test_bad_variants_break_one_thing_each() -> None:
     variants = model_inputs.bad_inputs(InputRecipe("image", image_size=32))
     assert "wrong dtype" not in variants, "an integer image is valid input, not malformed"
