@@ -51,6 +51,8 @@ class InputRecipe:
     kind: str
     sequence_length: int = SEQUENCE_LENGTH
     image_size: int = DEFAULT_IMAGE_SIZE
+    #: Width of a non-square image (0: square, image_size wide); image_size is the height.
+    image_width: int = 0
     channels: int = 3
     frames: int = AUDIO_FRAMES
     feature_size: int = 80
@@ -275,7 +277,8 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         if recipe.bbox:
             inputs["bbox"] = _boxes(batch, recipe.sequence_length, generator)
     if recipe.kind in ("image", "text+image"):
-        shape = (batch, recipe.channels, recipe.image_size, recipe.image_size)
+        width = recipe.image_width or recipe.image_size
+        shape = (batch, recipe.channels, recipe.image_size, width)
         inputs["pixel_values"] = torch.randn(shape, generator=generator)
     if recipe.kind == "video":
         size = recipe.image_size

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
     [
         (InputRecipe("text", accepts_mask=True), {"input_ids": (2, 8), "attention_mask": (2, 8)}),
         (InputRecipe("image", image_size=32), {"pixel_values": (2, 3, 32, 32)}),
+        (InputRecipe("image", image_size=32, image_width=128), {"pixel_values": (2, 3, 32, 128)}),
         (
             InputRecipe("audio-features", feature_size=80, frames=32),
             {"input_features": (2, 80, 32)},
