@@ -68,6 +68,8 @@ class InputRecipe:
     input_name: str = ""
     #: Layout models: one box (x0, y0, x1, y1) in [0, 1000] per token, as `bbox`.
     bbox: bool = False
+    #: Boxes as floats in [0, 1] (UDOP) instead of integers on the 0-1000 grid.
+    bbox_normalized: bool = False
     #: Argument of a per-frame spectrogram mask (all frames real), where the model needs one.
     feature_mask_name: str = ""
     #: Time series: past steps (context plus the largest lag), channels (0 gives
@@ -275,7 +277,8 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         if recipe.accepts_mask:
             inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
         if recipe.bbox:
-            inputs["bbox"] = _boxes(batch, recipe.sequence_length, generator)
+            boxes = _boxes(batch, recipe.sequence_length, generator)
+            inputs["bbox"] = boxes / 1000 if recipe.bbox_normalized else boxes
     if recipe.kind in ("image", "text+image"):
         width = recipe.image_width or recipe.image_size
         shape = (batch, recipe.channels, recipe.image_size, width)

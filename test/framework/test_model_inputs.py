@@ -105,6 +105,9 @@ def test_layout_boxes_are_valid_and_padded_with_their_tokens() -> None:
     assert int(boxes.max()) <= 1000
     _, singles, padding = model_inputs.padded_text_batch(recipe)
     assert singles[1]["bbox"].shape == (1, 8 - padding, 4)
+    normalized = model_inputs.make_inputs(InputRecipe("text", bbox=True, bbox_normalized=True))
+    assert normalized["bbox"].is_floating_point()
+    assert float(normalized["bbox"].max()) <= 1.0
 
 
 def test_bad_variants_break_one_thing_each() -> None:
