@@ -4,6 +4,15 @@ Keeping behaviour in importable modules (not here) lets the framework tests load
 each plugin into a pytester sandbox and lets coverage measure it.
 """
 
+from hypothesis import settings
+
+# Registered here, before pytest_configure, so `--hypothesis-profile` can name
+# them.  A bare `pytest` is the inner loop and tries few examples; every nox
+# session passes `--hypothesis-profile=thorough` (noxfile.py).
+settings.register_profile("quick", max_examples=15, deadline=None)
+settings.register_profile("thorough", max_examples=200, deadline=None)
+settings.load_profile("quick")
+
 pytest_plugins = [
     "pytester",
     "test.common.gating",

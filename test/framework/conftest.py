@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from _pytest import pytester as pytester_module
-from hypothesis import settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,10 +65,3 @@ def suite_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     shutil.copy(REPO_ROOT / "conftest.py", pytester.path / "conftest.py")
     pytester.syspathinsert(REPO_ROOT)
     return pytester
-
-
-# A bare `pytest` is the inner loop: few hypothesis examples.  Every nox session
-# selects the thorough profile (`--hypothesis-profile=thorough`, noxfile.py).
-settings.register_profile("quick", max_examples=15, deadline=None)
-settings.register_profile("thorough", max_examples=200, deadline=None)
-settings.load_profile("quick")
