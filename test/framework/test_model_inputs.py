@@ -15,6 +15,11 @@ from test.common.model_inputs import InputRecipe
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True)
+def _needs_torch() -> None:
+    pytest.importorskip("torch", reason="input recipes build torch tensors")
+
+
 @pytest.mark.parametrize(
     ("recipe", "shapes"),
     [

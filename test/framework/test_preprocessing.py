@@ -94,6 +94,8 @@ def test_token_config_overrides_agree_with_tokenizer() -> None:
 
 @pytest.mark.slow
 def test_processors_produce_model_inputs() -> None:
+    pytest.importorskip("torch", reason="transformers' image processors need torch")
+    pytest.importorskip("PIL", reason="the PIL image processors need pillow")
     clip = preprocessing.build_processor("clip", image_size=24)
     inputs = clip(
         text=["a photo of a cat"], images=preprocessing.sample_image(), return_tensors="np"
