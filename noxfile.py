@@ -24,7 +24,7 @@ TEST_TOOLS = (
     "pytest-cov",
     "hypothesis",
     "pyyaml",
-    "scipy",  # the Mann-Whitney U test of test/common/regression.py
+    "scipy",  # the reference the Mann-Whitney U of test/common/regression.py is checked against
     "nox",  # test_ci_matrix.py asks nox which sessions exist
 )
 #: What loading and running models needs, on top of TEST_TOOLS.

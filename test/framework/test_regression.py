@@ -12,6 +12,7 @@ from test.common.regression import (
     decide,
     fingerprint_difference,
     legacy_decide,
+    mann_whitney_p,
 )
 
 TOLERANCE = 0.2
@@ -97,3 +98,42 @@ def test_fingerprint_difference_names_each_field() -> None:
     assert fingerprint_difference(stored, dict(stored)) == ""
     text = fingerprint_difference(stored, {"cpu": "B", "torch": "2.13.0", "threads": 1})
     assert text == "cores: 2 -> None; cpu: 'A' -> 'B'; threads: None -> 1"
+
+
+# Ties are common in timings rounded to a clock tick: draw from few distinct values too.
+samples_with_ties = st.lists(st.integers(min_value=1, max_value=6), min_size=9, max_size=30)
+
+
+@pytest.mark.slow  # imports scipy.stats: over a second
+@settings(deadline=None)
+@given(
+    current=st.one_of(timings, samples_with_ties),
+    baseline=st.one_of(timings, samples_with_ties),
+    alternative=st.sampled_from(["greater", "less"]),
+)
+def test_mann_whitney_p_is_scipys_for_more_than_eight_a_side(
+    current: list[float], baseline: list[float], alternative: str
+) -> None:
+    stats = pytest.importorskip("scipy.stats", reason="scipy is the reference implementation")
+    expected = stats.mannwhitneyu(current, baseline, alternative=alternative).pvalue
+    assert mann_whitney_p(current, baseline, alternative) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("current", "baseline", "greater", "less"),
+    [
+        # scipy 1.17.1 gives these p-values.
+        ([2.0] * 10, [1.0] * 10, 7.969e-06, 0.99999465),  # separated: one way only
+        ([1.0] * 10, [1.0] * 10, 1.0, 1.0),  # all tied: no evidence either way
+    ],
+)
+def test_mann_whitney_p_known_values(
+    current: list[float], baseline: list[float], greater: float, less: float
+) -> None:
+    assert mann_whitney_p(current, baseline, "greater") == pytest.approx(greater, rel=1e-2)
+    assert mann_whitney_p(current, baseline, "less") == pytest.approx(less, rel=1e-2)
+
+
+def test_mann_whitney_rejects_two_sided() -> None:
+    with pytest.raises(ValueError, match="'greater' or 'less'"):
+        mann_whitney_p([1.0] * 10, [2.0] * 10, "two-sided")
