@@ -8,6 +8,7 @@ tests gated) must stay fast.
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import math
 import os
@@ -181,6 +182,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason = _platform_skip_reason(item)
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Exempt the collected tree from garbage collection for the rest of the run.
+
+    It lives until the session ends anyway, and with the battery's thousands of
+    items every automatic (and pytest's final) full collection traversed it again:
+    about 15% of a plain run's CPU time.
+    """
+    gc.freeze()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -42,7 +42,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def shard_options(config: pytest.Config) -> tuple[int, int] | None:
-    shard_id, num_shards = config.getoption("--shard-id"), config.getoption("--num-shards")
+    """(shard id, number of shards) from the command line, None when not sharding."""
+    return validate_shards(config.getoption("--shard-id"), config.getoption("--num-shards"))
+
+
+def validate_shards(shard_id: int | None, num_shards: int | None) -> tuple[int, int] | None:
+    """The shard options checked: both or neither, and 0 <= shard id < number of shards."""
     if shard_id is None and num_shards is None:
         return None
     if shard_id is None or num_shards is None:
@@ -106,6 +111,7 @@ def worker_count(cpus: int, memory: int | None, per_worker: int = MEMORY_PER_WOR
     return count
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: the suite also runs without xdist
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return worker_count(cpus or 1, available_memory())

@@ -52,16 +52,27 @@ def _pytester_keeps_extension_modules() -> Iterator[None]:
         yield
 
 
+#: The installed plugins the suite's pytest.ini and plugins rely on.  A sandbox
+#: loads these by name instead of scanning every installed distribution's entry
+#: points, which took most of each in-process run.
+SANDBOX_PLUGINS = ("pytest_timeout", "pytest_benchmark.plugin", "_hypothesis_pytestplugin")
+
+
 @pytest.fixture
-def suite_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+def suite_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A pytester sandbox configured like this suite: our pytest.ini and root conftest.
 
     Tests written into it run under the real markers, options and plugins, so what
-    they observe is what a user of the suite would see.
+    they observe is what a user of the suite would see.  Other installed plugins
+    (anyio, pytest-cov, xdist unless a test asks for it with `-p xdist`) stay out.
     """
     ini = (REPO_ROOT / "pytest.ini").read_text(encoding="utf-8")
     # The sandbox has no test/ folder: collect from its root instead.
-    (pytester.path / "pytest.ini").write_text(ini.replace("testpaths = test", "testpaths = ."))
+    ini = ini.replace("testpaths = test", "testpaths = .")
+    explicit = " ".join(f"-p {name}" for name in SANDBOX_PLUGINS)
+    ini = ini.replace("addopts = ", f"addopts = {explicit} ", 1)
+    (pytester.path / "pytest.ini").write_text(ini)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     shutil.copy(REPO_ROOT / "conftest.py", pytester.path / "conftest.py")
     pytester.syspathinsert(REPO_ROOT)
     return pytester

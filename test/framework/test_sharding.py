@@ -28,55 +28,56 @@ def collected(result: pytest.RunResult) -> set[str]:
     return {line for line in result.outlines if "::" in line}
 
 
-@pytest.mark.parametrize("num_shards", [1, 3])
-def test_every_test_lands_in_exactly_one_shard(
-    suite_pytester: pytest.Pytester, num_shards: int
-) -> None:
+def shards_of(pytester: pytest.Pytester, num_shards: int) -> list[set[str]]:
+    options = ("--collect-only", "-q", f"--num-shards={num_shards}")
+    return [collected(pytester.runpytest(*options, f"--shard-id={k}")) for k in range(num_shards)]
+
+
+def test_every_test_lands_in_exactly_one_shard(suite_pytester: pytest.Pytester) -> None:
     suite_pytester.makepyfile(test_many=PARAMETRIZED)
     everything = collected(suite_pytester.runpytest("--collect-only", "-q"))
     assert len(everything) == 24
-    shards = [
-        collected(
-            suite_pytester.runpytest(
-                "--collect-only", "-q", f"--shard-id={k}", f"--num-shards={num_shards}"
-            )
-        )
-        for k in range(num_shards)
-    ]
+    assert shards_of(suite_pytester, 1) == [everything]
+    shards = shards_of(suite_pytester, 3)
     assert set().union(*shards) == everything
     assert sum(len(shard) for shard in shards) == len(everything)
-
-
-def test_an_architecture_stays_in_one_shard(suite_pytester: pytest.Pytester) -> None:
-    suite_pytester.makepyfile(test_many=PARAMETRIZED)
-    for k in range(3):
-        result = suite_pytester.runpytest(
-            "--collect-only", "-q", f"--shard-id={k}", "--num-shards=3"
-        )
-        for line in collected(result):
+    # The battery's tests of one architecture share a shard (built once).
+    for k, shard in enumerate(shards):
+        for line in shard:
             match = re.search(r"test_battery\[(\w+)-(\w+)\]", line)
             if match:
-                expected = sharding.shard_of(f"architecture:{match.group(2)}", 3)
-                assert expected == k, line
+                assert sharding.shard_of(f"architecture:{match.group(2)}", 3) == k, line
+
+
+def test_bad_shard_options_are_usage_errors(suite_pytester: pytest.Pytester) -> None:
+    suite_pytester.makepyfile(test_many=PARAMETRIZED)
+    result = suite_pytester.runpytest("--shard-id=2", "--num-shards=2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--shard-id must be in [[]0, --num-shards), got --shard-id 2*"])
 
 
 @pytest.mark.parametrize(
-    "arguments",
+    ("shard_id", "num_shards", "message"),
     [
-        ["--shard-id=1"],
-        ["--num-shards=2"],
-        ["--shard-id=2", "--num-shards=2"],
-        ["--shard-id=-1", "--num-shards=2"],
-        ["--shard-id=0", "--num-shards=0"],
+        (1, None, "go together"),
+        (None, 2, "go together"),
+        (2, 2, "must be in"),
+        (-1, 2, "must be in"),
+        (0, 0, "must be in"),
     ],
 )
-def test_bad_shard_options_are_usage_errors(
-    suite_pytester: pytest.Pytester, arguments: list[str]
+def test_shard_options_are_validated(
+    shard_id: int | None, num_shards: int | None, message: str
 ) -> None:
-    suite_pytester.makepyfile(test_many=PARAMETRIZED)
-    result = suite_pytester.runpytest(*arguments)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--shard-id*"])
+    with pytest.raises(pytest.UsageError, match=message):
+        sharding.validate_shards(shard_id, num_shards)
+
+
+@given(num_shards=st.integers(min_value=1, max_value=64), data=st.data())
+def test_valid_shard_options_pass_through(num_shards: int, data: st.DataObject) -> None:
+    shard_id = data.draw(st.integers(min_value=0, max_value=num_shards - 1))
+    assert sharding.validate_shards(shard_id, num_shards) == (shard_id, num_shards)
+    assert sharding.validate_shards(None, None) is None
 
 
 @given(st.text(), st.integers(min_value=1, max_value=64))
