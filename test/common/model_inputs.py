@@ -9,7 +9,9 @@ table can name the kind and its sizes where the guess is wrong:
 Kinds: text (token ids, plus decoder ids for encoder-decoders), text+image (dual
 encoders such as CLIP), image, video (5-D clips), audio-features (spectrogram frames),
 audio-values (raw waveform, optionally with a channel axis), time-series (past values
-with the masks, time features and padding the model takes).  Token ids are drawn
+with the masks, time features and padding the model takes), packed-patches (Qwen2-VL-like
+vision towers: every image's patch rows concatenated into one tensor, with one
+(t, h, w) row per image in a `grid_thw` argument).  Token ids are drawn
 from a range that avoids every special token id of the config, so an image or pad
 token never appears by chance.
 
@@ -41,7 +43,12 @@ KINDS = (
     "audio-features",
     "audio-values",
     "time-series",
+    "packed-patches",
 )
+#: Packed patches: the images of a batch, as (t, h, w) patch grids, used in turn.  Two
+#: different sizes, so that splitting the packed output by image is really tested; the
+#: sides are even, as towers merge 2 x 2 patches.
+PACKED_GRIDS = ((1, 4, 4), (1, 4, 6))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +94,16 @@ class InputRecipe:
     low_token: int = 0
     accepts_mask: bool = False
     decoder_ids: bool = False
+    #: Packed patches: the images' (t, h, w) grids, the grid argument (image_grid_thw in
+    #: Inkling2), one patch row's shape (guessed channels x temporal x patch x patch, flat;
+    #: Kimi-K2.5 takes (3, 14, 14)), a per-image `merge_sizes` tensor of this value where
+    #: the model takes one (VideoLLaMA3), and the output axis holding the images' rows
+    #: (1 where the output keeps a batch axis of one).
+    grids: tuple[tuple[int, int, int], ...] = PACKED_GRIDS
+    grid_name: str = "grid_thw"
+    patch_shape: tuple[int, ...] = ()
+    merge_sizes: int = 0
+    packed_axis: int = 0
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -101,6 +118,7 @@ class InputRecipe:
             "audio-features": "input_features",
             "audio-values": "input_values",
             "time-series": "past_values",
+            "packed-patches": "pixel_values",
         }[self.kind]
 
 
@@ -163,6 +181,8 @@ def guess_kind(model: Any) -> str:
     main = getattr(model, "main_input_name", "input_ids")
     if "past_values" in parameters:
         return "time-series"
+    if "input_ids" not in parameters and any(p.endswith("grid_thw") for p in parameters):
+        return "packed-patches"
     if main == "input_features" or (
         "input_features" in parameters and "input_ids" not in parameters
     ):
@@ -237,6 +257,8 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
     }
     if (row.get("kind") or guessed["kind"]) == "time-series":
         guessed.update(_series_guess(config, parameters))
+    if (row.get("kind") or guessed["kind"]) == "packed-patches":
+        guessed.update(_packed_guess(config, parameters))
     fields = {field.name for field in dataclasses.fields(InputRecipe)}
     extra = {key: value for key, value in row.items() if key not in fields}
     known = {key: value for key, value in row.items() if key in fields}
@@ -300,6 +322,8 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         inputs[recipe.main_input] = torch.randn(shape, generator=generator)
     if recipe.kind == "time-series":
         inputs.update(_series_inputs(recipe, batch, generator))
+    if recipe.kind == "packed-patches":
+        inputs.update(_packed_inputs(recipe, batch, generator))
     if recipe.decoder_ids and recipe.kind != "text+image":
         inputs["decoder_input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed + 1)
     return inputs
@@ -337,6 +361,8 @@ def padded_text_batch(recipe: InputRecipe, *, seed: int = SEED) -> tuple[dict, l
     import torch
 
     batch = make_inputs(recipe, 2, seed=seed)
+    if recipe.kind == "packed-patches":
+        return batch, packed_singles(recipe, batch), 0
     padding = PADDING if recipe.accepts_mask and recipe.kind == "text" else 0
     if padding:
         batch["attention_mask"][1, -padding:] = 0
@@ -371,9 +397,93 @@ def bad_inputs(recipe: InputRecipe) -> dict[str, dict[str, Any]]:
     # uint8 image is a valid input), so only id inputs get a wrong-dtype variant.
     if not tensor.is_floating_point():
         variants["wrong dtype"] = {**good, main: tensor.float()}
+    if recipe.kind == "packed-patches":
+        variants.update(_packed_bad_inputs(recipe, good))
     for variant in variants.values():
         variant.pop("attention_mask", None)
     return variants
+
+
+def _packed_guess(config: Any, parameters: set[str]) -> dict[str, Any]:
+    """Packed-patch sizes from the vision config: the main input (`hidden_states` in
+    Qwen2-VL-likes, else `pixel_values`), the grid argument, one patch row flattened
+    (channels x temporal patch x patch x patch) and the merge size where it is an input."""
+    channels = _first_int(
+        getattr(config, "in_channels", None), getattr(config, "num_channels", None), default=3
+    )
+    temporal = _first_int(
+        getattr(config, "temporal_patch_size", None),
+        getattr(config, "patch_temporal", None),
+        default=1,
+    )
+    patch = _first_int(getattr(config, "patch_size", None), default=14)
+    merge = _first_int(
+        getattr(config, "spatial_merge_size", None), getattr(config, "merge_size", None), default=1
+    )
+    grids = sorted(p for p in parameters if p.endswith("grid_thw"))
+    return {
+        "input_name": "hidden_states" if "hidden_states" in parameters else "pixel_values",
+        "grid_name": grids[0] if grids else "grid_thw",
+        "patch_shape": (channels * temporal * patch * patch,),
+        "merge_sizes": merge if "merge_sizes" in parameters else 0,
+    }
+
+
+def _packed_grids(recipe: InputRecipe, images: int) -> list[tuple[int, int, int]]:
+    return [tuple(recipe.grids[index % len(recipe.grids)]) for index in range(images)]
+
+
+def _packed_inputs(recipe: InputRecipe, images: int, generator: Any) -> dict[str, Any]:
+    """`images` images as one tensor of patch rows, t x h x w rows each, in order."""
+    import torch
+
+    grids = _packed_grids(recipe, images)
+    rows = sum(t * h * w for t, h, w in grids)
+    inputs = {
+        recipe.main_input: torch.randn((rows, *recipe.patch_shape), generator=generator),
+        recipe.grid_name: torch.tensor(grids, dtype=torch.long),
+    }
+    if recipe.merge_sizes:
+        inputs["merge_sizes"] = torch.full((images,), recipe.merge_sizes, dtype=torch.long)
+    return inputs
+
+
+def packed_singles(recipe: InputRecipe, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each image of a packed batch alone: its own patch rows and its row of every
+    per-image tensor (grid, merge sizes)."""
+    grid = batch[recipe.grid_name]
+    sizes = [int(size) for size in grid.prod(dim=-1)]
+    rows = batch[recipe.main_input].split(sizes)
+    singles = []
+    for index, patches in enumerate(rows):
+        single = {key: value[index : index + 1].clone() for key, value in batch.items()}
+        single[recipe.main_input] = patches.clone()
+        singles.append(single)
+    return singles
+
+
+def batch_items(recipe: InputRecipe, batched: Any, alone: list[Any]) -> list[Any]:
+    """The part of a batch's output that belongs to each item, given each item's output
+    alone.  Items are rows of a batch axis, except packed patches: there an image's part
+    is its run of rows along `packed_axis` (its patches, or its merged patches), as
+    long as its output alone, and the runs must cover the whole packed output."""
+    if recipe.kind != "packed-patches":
+        return [batched[index : index + 1] for index in range(len(alone))]
+    axis = recipe.packed_axis
+    sizes = [output.shape[axis] for output in alone]
+    packed = batched.shape[axis] if batched.ndim > axis else None
+    assert packed == sum(sizes), (
+        f"packed output of shape {tuple(batched.shape)} does not hold the images' "
+        f"{sizes} rows (axis {axis}) that they give alone"
+    )
+    return list(batched.split(sizes, dim=axis))
+
+
+def _packed_bad_inputs(recipe: InputRecipe, good: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A grid that does not match the patches: it claims twice the last image's rows."""
+    grid = good[recipe.grid_name].clone()
+    grid[-1, 1] *= 2
+    return {"grid mismatch": {**good, recipe.grid_name: grid}}
 
 
 def to_device(inputs: Mapping[str, Any], device: str, dtype: Any = None) -> dict[str, Any]:

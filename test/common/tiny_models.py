@@ -402,6 +402,10 @@ def _rope(config: Any, overrides: dict[str, Any]) -> None:
     uses_mrope = "mrope_section" in getattr(type(config), "ignore_keys_at_rope_validation", ())
     if not isinstance(rope, Mapping) or not ("mrope_section" in rope or uses_mrope):
         return
+    if not rope:
+        # No RoPE parameters at all (CohereCompass keys them by layer type, from the
+        # checkpoint): nothing to shrink; a row gives them.
+        return
     factor = rope.get("partial_rotary_factor") or _attribute(config, "partial_rotary_factor") or 1
     half = int(overrides.get("head_dim", HEAD_DIM) * factor) // 2
     # Qwen2-VL's modeling code defaults to [16, 24, 24] when the config has none.

@@ -176,3 +176,81 @@ def test_to_device_casts_only_floating_tensors() -> None:
     )
     assert moved["ids"].dtype == torch.long
     assert moved["x"].dtype == torch.bfloat16
+
+
+def _packed_recipe(**fields: object) -> InputRecipe:
+    return InputRecipe("packed-patches", patch_shape=(12,), **fields)
+
+
+def test_packed_patches_concatenate_the_images_rows() -> None:
+    inputs = model_inputs.make_inputs(_packed_recipe(input_name="hidden_states", merge_sizes=2), 3)
+    # Grids (1, 4, 4), (1, 4, 6), then the first again: 16 + 24 + 16 patch rows.
+    assert inputs["hidden_states"].shape == (56, 12)
+    assert inputs["grid_thw"].tolist() == [[1, 4, 4], [1, 4, 6], [1, 4, 4]]
+    assert inputs["merge_sizes"].tolist() == [2, 2, 2]
+    kimi = model_inputs.make_inputs(InputRecipe("packed-patches", patch_shape=(3, 2, 2)))
+    assert kimi["pixel_values"].shape == (40, 3, 2, 2)
+
+
+def test_packed_singles_are_each_images_rows_and_grid() -> None:
+    recipe = _packed_recipe(grid_name="image_grid_thw", merge_sizes=1)
+    batch, singles, padding = model_inputs.padded_text_batch(recipe)
+    assert padding == 0
+    assert [tuple(single["pixel_values"].shape) for single in singles] == [(16, 12), (24, 12)]
+    assert singles[1]["image_grid_thw"].tolist() == [[1, 4, 6]]
+    assert singles[1]["merge_sizes"].tolist() == [1]
+    assert (singles[1]["pixel_values"] == batch["pixel_values"][16:]).all()
+
+
+def test_batch_items_split_a_packed_output_by_image() -> None:
+    import torch
+
+    batched = torch.arange(10.0).reshape(1, 10, 1)
+    alone = [torch.zeros(1, 4, 1), torch.zeros(1, 6, 1)]
+    items = model_inputs.batch_items(_packed_recipe(packed_axis=1), batched, alone)
+    assert [item.flatten().tolist() for item in items] == [[0, 1, 2, 3], [4, 5, 6, 7, 8, 9]]
+    with pytest.raises(AssertionError, match=r"does not hold the images' \[1, 1\] rows \(axis 0\)"):
+        model_inputs.batch_items(_packed_recipe(), batched, alone)
+    # Other kinds: one row of the batch axis per item.
+    rows = model_inputs.batch_items(InputRecipe("image"), torch.ones(2, 3), alone)
+    assert [tuple(row.shape) for row in rows] == [(1, 3), (1, 3)]
+
+
+def test_packed_bad_inputs_include_a_grid_that_does_not_match() -> None:
+    variants = model_inputs.bad_inputs(_packed_recipe())
+    assert set(variants) == {"wrong rank", "empty", "grid mismatch"}
+    assert variants["wrong rank"]["pixel_values"].shape == (12,)
+    assert variants["grid mismatch"]["grid_thw"].tolist() == [[1, 4, 4], [1, 8, 6]]
+    assert variants["grid mismatch"]["pixel_values"].shape == (40, 12)
+
+
+def test_packed_patch_towers_are_guessed_from_the_signature_and_config() -> None:
+    import torch
+
+    class Tower(torch.nn.Module):
+        def __init__(self, config: SimpleNamespace) -> None:
+            super().__init__()
+            self.config = config
+
+        def forward(self, hidden_states: object, grid_thw: object) -> None:
+            raise NotImplementedError
+
+    qwen = SimpleNamespace(in_channels=3, temporal_patch_size=2, patch_size=4)
+    recipe = model_inputs.recipe_for(Tower(qwen), {"packed_axis": 1})
+    assert recipe.kind == "packed-patches"
+    assert (recipe.main_input, recipe.grid_name, recipe.patch_shape) == (
+        "hidden_states",
+        "grid_thw",
+        (96,),
+    )
+    assert (recipe.merge_sizes, recipe.packed_axis) == (0, 1)
+    video_llama = model_inputs._packed_guess(
+        SimpleNamespace(num_channels=3, patch_size=2, merge_size=2),
+        {"pixel_values", "image_grid_thw", "merge_sizes"},
+    )
+    assert video_llama == {
+        "input_name": "pixel_values",
+        "grid_name": "image_grid_thw",
+        "patch_shape": (12,),
+        "merge_sizes": 2,
+    }

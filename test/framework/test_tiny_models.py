@@ -78,6 +78,16 @@ def test_mrope_sections_sum_to_half_the_head_dim() -> None:
     assert sum(overrides["rope_parameters"]["mrope_section"]) == tiny_models.HEAD_DIM // 2
 
 
+def test_empty_rope_parameters_are_left_to_the_row() -> None:
+    # CohereCompass: M-RoPE config class, RoPE parameters keyed by layer type, none by default.
+    class PerLayerRope(FakeConfig):
+        ignore_keys_at_rope_validation = frozenset({"mrope_section"})
+
+    assert "rope_parameters" not in tiny_models.shrink_overrides(PerLayerRope(rope_parameters={}))
+    shrunk = tiny_models.shrink_overrides(PerLayerRope(rope_parameters={"rope_type": "default"}))
+    assert sum(shrunk["rope_parameters"]["mrope_section"]) == tiny_models.HEAD_DIM // 2
+
+
 @given(
     st.lists(st.sampled_from(["full", "sliding", "mamba", "linear"]), min_size=1, max_size=40),
     st.integers(min_value=1, max_value=4),

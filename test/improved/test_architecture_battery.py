@@ -186,10 +186,18 @@ def test_round_trip(architecture: str, subject: Subject, device: str) -> None:
 def test_forward(architecture: str, subject: Subject, device: str) -> None:
     import torch
 
-    outputs = run(on(subject, device), subject.inputs, device)
+    from test.common.model_inputs import packed_singles
+
+    model = on(subject, device)
+    outputs = run(model, subject.inputs, device)
     output = primary(outputs)
     assert torch.isfinite(output).all(), "the output contains NaN or inf"
-    assert output.shape[0] == 2, f"batch of 2 gave an output of shape {tuple(output.shape)}"
+    if subject.recipe.kind == "packed-patches":
+        # Two images packed into one run of rows: the output holds both images' rows.
+        singles = packed_singles(subject.recipe, subject.inputs)
+        _items_of_batch(subject, model, device, output, singles)
+    else:
+        assert output.shape[0] == 2, f"batch of 2 gave an output of shape {tuple(output.shape)}"
     hidden = getattr(outputs, "last_hidden_state", None)
     if subject.recipe.kind == "text" and hidden is not None:
         length = subject.recipe.sequence_length
@@ -209,15 +217,24 @@ def test_determinism(architecture: str, subject: Subject, device: str) -> None:
     assert torch.equal(first, second), "two eval-mode forwards differ"
 
 
+def _items_of_batch(
+    subject: Subject, model: Any, device: str, batched: Any, singles: list[dict[str, Any]]
+) -> list[tuple[Any, Any]]:
+    """(the batch output's part for each item, that item's output alone)."""
+    from test.common.model_inputs import batch_items
+
+    alone = [primary(run(model, single, device)) for single in singles]
+    return list(zip(batch_items(subject.recipe, batched, alone), alone, strict=True))
+
+
 def test_batch_consistency(architecture: str, subject: Subject, device: str) -> None:
     from test.common.model_inputs import padded_text_batch
 
     model = on(subject, device)
     batch, singles, padding = padded_text_batch(subject.recipe)
     batched = primary(run(model, batch, device))
-    for index, single in enumerate(singles):
-        alone = primary(run(model, single, device))
-        item = batched[index : index + 1]
+    items = _items_of_batch(subject, model, device, batched, singles)
+    for index, (item, alone) in enumerate(items):
         if index == 1 and padding and item.shape != alone.shape and item.ndim >= 2:
             # Token-aligned outputs: compare the positions that hold real tokens.
             item = item[:, : alone.shape[1]]
