@@ -14,6 +14,7 @@ import math
 import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -194,6 +195,31 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+_SOURCES = pytest.StashKey[dict[Any, tuple[str, int | None]]]()
+
+
+def _function_source(item: pytest.Item) -> tuple[str, int | None]:
+    """(file, line) of a gated item's test function, found once per function.
+
+    Finding it (pytest stats the file) is most of what reporting a skip costs, and
+    the battery's 605 parametrizations of one function share it.  The item's
+    `location` (a cached property) is filled from it the same way pytest computes it.
+    """
+    function = getattr(item, "function", None)
+    sources = item.session.stash.setdefault(_SOURCES, {})
+    if function is None or function not in sources:
+        path, line = item.reportinfo()[:2]
+        source = (os.fspath(path), line)
+        if function is None:
+            return source
+        sources[function] = source
+    path, line = sources[function]
+    if "location" not in item.__dict__:
+        relative = item.session._node_location_to_relpath(Path(path))
+        item.__dict__["location"] = (relative, line, item.getmodpath())
+    return path, line
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """Report a gated model test as skipped without running its setup machinery.
@@ -206,9 +232,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if gate is None:
         return None
     hooks = item.ihook
+    path, line = _function_source(item)
     hooks.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    path, line = item.reportinfo()[:2]
-    skipped = (os.fspath(path), (line or 0) + 1, f"Skipped: {gate.reason}")
+    skipped = (path, (line or 0) + 1, f"Skipped: {gate.reason}")
     setup = pytest.TestReport(
         item.nodeid, item.location, {}, "skipped", skipped, "setup", duration=0.0
     )

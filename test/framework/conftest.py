@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,16 +40,41 @@ def _keeps_heavy_modules(self: pytest.Pytester) -> pytester_module.SysModulesSna
     return pytester_module.SysModulesSnapshot(preserve=preserve)
 
 
+@functools.cache
+def _entry_point_names(group: str) -> frozenset[str]:
+    return frozenset(entry.name for entry in importlib.metadata.entry_points(group=group))
+
+
+_load_entry_points = pytest.PytestPluginManager.load_setuptools_entrypoints
+
+
+def _skips_names_that_are_not_entry_points(
+    self: pytest.PytestPluginManager, group: str, name: str | None = None
+) -> int:
+    if name is not None and name not in _entry_point_names(group):
+        return 0
+    return _load_entry_points(self, group, name)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _pytester_keeps_extension_modules() -> Iterator[None]:
     """Let in-process pytester runs import torch without breaking later imports.
 
     pytester offers no option for this; its snapshot method is private, and
     pytest is pinned exactly, so the patch is checked whenever pytest changes.
+
+    Also: every plugin a conftest names made pytest read the entry points of every
+    installed distribution, looking for that name (~10 scans per sandbox run, most
+    of its start-up).  Names that are no entry point are answered from one scan.
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
             pytester_module.Pytester, "_Pytester__take_sys_modules_snapshot", _keeps_heavy_modules
+        )
+        patch.setattr(
+            pytest.PytestPluginManager,
+            "load_setuptools_entrypoints",
+            _skips_names_that_are_not_entry_points,
         )
         yield
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -281,3 +282,26 @@ def test_collected_tree_is_exempt_from_garbage_collection(suite_pytester: pytest
     gc.unfreeze()  # this session froze its own tree already
     suite_pytester.runpytest().assert_outcomes(skipped=1)
     assert gc.get_freeze_count() > 0
+
+
+def test_gated_locations_are_the_ones_pytest_computes(pytester: pytest.Pytester) -> None:
+    items = pytester.getitems(
+        """
+        import pytest
+
+        class TestBattery:
+            @pytest.mark.parametrize("architecture", ["bert", "gpt2"])
+            def test_forward(self, architecture):
+                pass
+
+        def test_plain():
+            pass
+        """
+    )
+    assert len(items) == 3
+    for item in items:
+        expected = type(item).location.func(item)
+        item.__dict__.pop("location", None)
+        path, line = gating._function_source(item)
+        assert item.__dict__["location"] == expected
+        assert (Path(path).name, line) == (Path(expected[0]).name, expected[1])
