@@ -346,19 +346,19 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
 
 
 def _multimodal_guess(config: Any, vision: Any, parameters: set[str]) -> dict[str, Any]:
-    """The image token and patch size from the config; Q-Former ids (InstructBLIP) and
-    Q-Former queries' encoder states wherever the forward takes them."""
+    """The image token and patch size from the config; Q-Former ids (InstructBLIP)
+    wherever the forward takes them.  Read from the instance (`vars`): a per-layer
+    (heterogeneous) config refuses some global reads, and none of these is per layer."""
+    own, seen = vars(config), vars(vision)
     guessed: dict[str, Any] = {
         "image_token_id": _first_int(
-            getattr(config, "image_token_id", None),
-            getattr(config, "image_token_index", None),
-            default=-1,
+            own.get("image_token_id"), own.get("image_token_index"), default=-1
         ),
-        "patch_size": _first_int(getattr(vision, "patch_size", None), default=16),
-        "embedding_size": _first_int(getattr(config, "hidden_size", None), default=32),
+        "patch_size": _first_int(seen.get("patch_size"), default=16),
+        "embedding_size": _first_int(own.get("hidden_size"), default=32),
     }
     guessed["encoder_width"] = _first_int(
-        getattr(config, "encoder_hidden_size", None), default=guessed["embedding_size"]
+        own.get("encoder_hidden_size"), default=guessed["embedding_size"]
     )
     guessed["companions"] = tuple(name for name in ("qformer_input_ids",) if name in parameters)
     return guessed
