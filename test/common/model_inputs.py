@@ -44,6 +44,7 @@ KINDS = (
     "audio-values",
     "time-series",
     "packed-patches",
+    "embeddings",
 )
 #: Packed patches: the images of a batch, as (t, h, w) patch grids, used in turn.  Two
 #: different sizes, so that splitting the packed output by image is really tested; the
@@ -104,6 +105,27 @@ class InputRecipe:
     patch_shape: tuple[int, ...] = ()
     merge_sizes: int = 0
     packed_axis: int = 0
+    # Multimodal inputs beyond one image beside one text (see the block after make_inputs).
+    #: text+image: this many image placeholders open every text, one per image feature
+    #: the model scatters into it: `image_token_id` (the config's image token), or
+    #: ordinary tokens where an `image_embeds_position_mask` companion marks them.
+    image_tokens: int = 0
+    image_token_id: int = -1
+    #: text+image: pixels of shape (batch, image_stack, channels, height, width), for
+    #: video clips (X-CLIP) or several images per text (IDEFICS); 0 gives 4-D images.
+    image_stack: int = 0
+    #: text+image: the pixels' argument where it is not pixel_values (pixel_values_videos).
+    pixel_name: str = ""
+    #: Patchified images (NaFlex, SigLIP-2, Gemma 4): (rows, columns) of patches; the
+    #: pixels become (batch, rows x columns, channels x patch_size x patch_size).
+    patch_grid: tuple[int, ...] = ()
+    patch_size: int = 16
+    #: embeddings: the main input (input_name) is (batch, sequence_length, embedding_size)
+    #: floats; an `encoder_hidden_states` companion is encoder_width wide.
+    embedding_size: int = 32
+    encoder_width: int = 32
+    #: Arguments built beside the main input, by name: keys of COMPANIONS.
+    companions: tuple[str, ...] = ()
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -119,6 +141,7 @@ class InputRecipe:
             "audio-values": "input_values",
             "time-series": "past_values",
             "packed-patches": "pixel_values",
+            "embeddings": "inputs_embeds",
         }[self.kind]
 
 
@@ -259,9 +282,16 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
         guessed.update(_series_guess(config, parameters))
     if (row.get("kind") or guessed["kind"]) == "packed-patches":
         guessed.update(_packed_guess(config, parameters))
+    guessed.update(_multimodal_guess(config, vision, parameters))
     fields = {field.name for field in dataclasses.fields(InputRecipe)}
     extra = {key: value for key, value in row.items() if key not in fields}
     known = {key: value for key, value in row.items() if key in fields}
+    for key in ("patch_grid", "companions"):
+        if key in known:
+            known[key] = tuple(known[key])
+    unknown = set(known.get("companions", ())) - set(COMPANIONS)
+    if unknown:
+        raise ValueError(f"unknown companion inputs {sorted(unknown)}; known: {sorted(COMPANIONS)}")
     return InputRecipe(**{**guessed, **known, "extra": extra})
 
 
@@ -301,10 +331,11 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         if recipe.bbox:
             boxes = _boxes(batch, recipe.sequence_length, generator)
             inputs["bbox"] = boxes / 1000 if recipe.bbox_normalized else boxes
+    if recipe.kind == "text+image" and recipe.image_tokens:
+        inputs = _with_image_tokens(recipe, inputs)
     if recipe.kind in ("image", "text+image"):
-        width = recipe.image_width or recipe.image_size
-        shape = (batch, recipe.channels, recipe.image_size, width)
-        inputs["pixel_values"] = torch.randn(shape, generator=generator)
+        name = recipe.main_input if recipe.kind == "image" else recipe.pixel_name or "pixel_values"
+        inputs[name] = _pixels(recipe, batch, generator)
     if recipe.kind == "video":
         size = recipe.image_size
         shape = (batch, recipe.video_frames, recipe.channels, size, size)
@@ -324,9 +355,132 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         inputs.update(_series_inputs(recipe, batch, generator))
     if recipe.kind == "packed-patches":
         inputs.update(_packed_inputs(recipe, batch, generator))
-    if recipe.decoder_ids and recipe.kind != "text+image":
+    if recipe.kind == "embeddings":
+        shape = (batch, recipe.sequence_length, recipe.embedding_size)
+        inputs[recipe.main_input] = torch.randn(shape, generator=generator)
+    if recipe.decoder_ids and recipe.kind not in ("text+image", "embeddings"):
         inputs["decoder_input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed + 1)
+    for name in recipe.companions:
+        inputs[name] = COMPANIONS[name](recipe, inputs, batch, seed)
     return inputs
+
+
+# -- Multimodal inputs: image tokens in the text, stacked or patchified pixels, and
+# companion arguments (Q-Former ids, image position masks, patch shapes and positions).
+
+
+def _multimodal_guess(config: Any, vision: Any, parameters: set[str]) -> dict[str, Any]:
+    """The image token and patch size from the config; Q-Former ids (InstructBLIP)
+    wherever the forward takes them.  Read from the instance (`vars`): a per-layer
+    (heterogeneous) config refuses some global reads, and none of these is per layer."""
+    own, seen = vars(config), vars(vision)
+    guessed: dict[str, Any] = {
+        "image_token_id": _first_int(
+            own.get("image_token_id"), own.get("image_token_index"), default=-1
+        ),
+        "patch_size": _first_int(seen.get("patch_size"), default=16),
+        "embedding_size": _first_int(own.get("hidden_size"), default=32),
+    }
+    guessed["encoder_width"] = _first_int(
+        own.get("encoder_hidden_size"), default=guessed["embedding_size"]
+    )
+    guessed["companions"] = tuple(name for name in ("qformer_input_ids",) if name in parameters)
+    return guessed
+
+
+def _with_image_tokens(recipe: InputRecipe, inputs: dict[str, Any]) -> dict[str, Any]:
+    """`image_tokens` placeholders before every text (its mask grows with it)."""
+    import torch
+
+    ids = inputs["input_ids"]
+    token = recipe.image_token_id if recipe.image_token_id >= 0 else recipe.low_token
+    placeholders = torch.full((ids.shape[0], recipe.image_tokens), token, dtype=ids.dtype)
+    grown = {**inputs, "input_ids": torch.cat([placeholders, ids], dim=1)}
+    if "attention_mask" in inputs:
+        grown["attention_mask"] = torch.ones_like(grown["input_ids"])
+    return grown
+
+
+def _pixels(recipe: InputRecipe, batch: int, generator: Any) -> Any:
+    import torch
+
+    if recipe.patch_grid:
+        rows, columns = recipe.patch_grid
+        patch = recipe.channels * recipe.patch_size**2
+        return torch.randn((batch, rows * columns, patch), generator=generator)
+    width = recipe.image_width or recipe.image_size
+    stack = (recipe.image_stack,) if recipe.image_stack else ()
+    shape = (batch, *stack, recipe.channels, recipe.image_size, width)
+    return torch.randn(shape, generator=generator)
+
+
+def _patch_mask(recipe: InputRecipe, inputs: dict[str, Any], batch: int, seed: int) -> Any:
+    """Every patch is real: (batch, patches) ones."""
+    import torch
+
+    rows, columns = recipe.patch_grid
+    return torch.ones((batch, rows * columns), dtype=torch.long)
+
+
+def _spatial_shapes(recipe: InputRecipe, inputs: dict[str, Any], batch: int, seed: int) -> Any:
+    """(rows, columns) of patches per image, as SigLIP-2 resizes its position grid."""
+    import torch
+
+    return torch.tensor([list(recipe.patch_grid)] * batch, dtype=torch.long)
+
+
+def _patch_positions(recipe: InputRecipe, inputs: dict[str, Any], batch: int, seed: int) -> Any:
+    """(x, y) of every patch, row by row, as Gemma 4's image processor lays them out."""
+    import torch
+
+    rows, columns = recipe.patch_grid
+    index = torch.arange(rows * columns)
+    positions = torch.stack([index % columns, index // columns], dim=-1)
+    return positions.expand(batch, -1, -1).clone()
+
+
+def _qformer_ids(recipe: InputRecipe, inputs: dict[str, Any], batch: int, seed: int) -> Any:
+    """The instruction as the Q-Former reads it (its own ids, beside the LM's)."""
+    return _token_ids(recipe, batch, recipe.sequence_length, seed + 2)
+
+
+def _image_position_mask(recipe: InputRecipe, inputs: dict[str, Any], batch: int, seed: int) -> Any:
+    """Kosmos-2: 1 where the image features go (the leading placeholders)."""
+    import torch
+
+    mask = torch.zeros_like(inputs["input_ids"])
+    mask[:, : recipe.image_tokens] = 1
+    return mask
+
+
+def _image_attention_mask(
+    recipe: InputRecipe, inputs: dict[str, Any], batch: int, seed: int
+) -> Any:
+    """IDEFICS: (batch, text length, images): every token sees every image of its item."""
+    import torch
+
+    length = inputs["input_ids"].shape[1]
+    return torch.ones((batch, length, max(recipe.image_stack, 1)), dtype=torch.long)
+
+
+def _encoder_states(recipe: InputRecipe, inputs: dict[str, Any], batch: int, seed: int) -> Any:
+    """What queries cross-attend to (a Q-Former's image features)."""
+    import torch
+
+    shape = (batch, recipe.sequence_length, recipe.encoder_width)
+    return torch.randn(shape, generator=_generator(seed + 3))
+
+
+#: Companion arguments: name -> builder(recipe, inputs so far, batch, seed).
+COMPANIONS: dict[str, Any] = {
+    "qformer_input_ids": _qformer_ids,
+    "image_embeds_position_mask": _image_position_mask,
+    "image_attention_mask": _image_attention_mask,
+    "pixel_attention_mask": _patch_mask,
+    "spatial_shapes": _spatial_shapes,
+    "pixel_position_ids": _patch_positions,
+    "encoder_hidden_states": _encoder_states,
+}
 
 
 def _series_inputs(recipe: InputRecipe, batch: int, generator: Any) -> dict[str, Any]:
