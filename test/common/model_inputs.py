@@ -9,7 +9,8 @@ table can name the kind and its sizes where the guess is wrong:
 Kinds: text (token ids, plus decoder ids for encoder-decoders), text+image (dual
 encoders such as CLIP), image, video (5-D clips), audio-features (spectrogram frames),
 audio-values (raw waveform, optionally with a channel axis), time-series (past values
-with the masks, time features and padding the model takes).  Token ids are drawn
+with the masks, time features and padding the model takes), tensors (only the named
+tensors of the row's `tensors` table).  Token ids are drawn
 from a range that avoids every special token id of the config, so an image or pad
 token never appears by chance.
 
@@ -41,6 +42,7 @@ KINDS = (
     "audio-features",
     "audio-values",
     "time-series",
+    "tensors",
 )
 
 
@@ -87,12 +89,18 @@ class InputRecipe:
     low_token: int = 0
     accepts_mask: bool = False
     decoder_ids: bool = False
+    #: Named inputs beyond the kind's own, {name: {shape, dtype, low, high}} (see
+    #: `named_tensor`): LXMERT's region features, ViT-MAE's masking noise.  Kind
+    #: "tensors" feeds only these; its main input is `input_name` or the first of them.
+    tensors: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def main_input(self) -> str:
         if self.input_name:
             return self.input_name
+        if self.kind == "tensors":
+            return next(iter(self.tensors))
         return {
             "text": "input_ids",
             "text+image": "input_ids",
@@ -302,7 +310,25 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         inputs.update(_series_inputs(recipe, batch, generator))
     if recipe.decoder_ids and recipe.kind != "text+image":
         inputs["decoder_input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed + 1)
+    for index, (name, spec) in enumerate(recipe.tensors.items()):
+        inputs[name] = named_tensor(spec, batch, seed + 2 + index)
     return inputs
+
+
+def named_tensor(spec: Mapping[str, Any], batch: int, seed: int) -> Any:
+    """One input of a recipe's `tensors` table: `shape` is one item's (the batch comes
+    first); `dtype` "long" draws integers in [low, high); "float" (the default) draws
+    uniformly in [low, high) where `high` is given, else from a standard normal."""
+    import torch
+
+    shape = (batch, *spec["shape"])
+    generator = _generator(seed)
+    if spec.get("dtype", "float") == "long":
+        return torch.randint(spec.get("low", 0), spec["high"], shape, generator=generator)
+    if "high" in spec:
+        low = spec.get("low", 0.0)
+        return low + (spec["high"] - low) * torch.rand(shape, generator=generator)
+    return torch.randn(shape, generator=generator)
 
 
 def _series_inputs(recipe: InputRecipe, batch: int, generator: Any) -> dict[str, Any]:
