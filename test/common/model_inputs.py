@@ -11,7 +11,8 @@ encoders such as CLIP), image, video (5-D clips), audio-features (spectrogram fr
 audio-values (raw waveform, optionally with a channel axis), time-series (past values
 with the masks, time features and padding the model takes), packed-patches (Qwen2-VL-like
 vision towers: every image's patch rows concatenated into one tensor, with one
-(t, h, w) row per image in a `grid_thw` argument).  Token ids are drawn
+(t, h, w) row per image in a `grid_thw` argument), embeddings (float vectors: Q-Former
+queries), tensors (only the named tensors of the row's `tensors` table).  Token ids are drawn
 from a range that avoids every special token id of the config, so an image or pad
 token never appears by chance.
 
@@ -45,6 +46,7 @@ KINDS = (
     "time-series",
     "packed-patches",
     "embeddings",
+    "tensors",
 )
 #: Packed patches: the images of a batch, as (t, h, w) patch grids, used in turn.  Two
 #: different sizes, so that splitting the packed output by image is really tested; the
@@ -126,12 +128,18 @@ class InputRecipe:
     encoder_width: int = 32
     #: Arguments built beside the main input, by name: keys of COMPANIONS.
     companions: tuple[str, ...] = ()
+    #: Named inputs beyond the kind's own, {name: {shape, dtype, low, high}} (see
+    #: `named_tensor`): LXMERT's region features, ViT-MAE's masking noise.  Kind
+    #: "tensors" feeds only these; its main input is `input_name` or the first of them.
+    tensors: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def main_input(self) -> str:
         if self.input_name:
             return self.input_name
+        if self.kind == "tensors":
+            return next(iter(self.tensors))
         return {
             "text": "input_ids",
             "text+image": "input_ids",
@@ -362,6 +370,8 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         inputs["decoder_input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed + 1)
     for name in recipe.companions:
         inputs[name] = COMPANIONS[name](recipe, inputs, batch, seed)
+    for index, (name, spec) in enumerate(recipe.tensors.items()):
+        inputs[name] = named_tensor(spec, batch, seed + 2 + index)
     return inputs
 
 
@@ -481,6 +491,22 @@ COMPANIONS: dict[str, Any] = {
     "pixel_position_ids": _patch_positions,
     "encoder_hidden_states": _encoder_states,
 }
+
+
+def named_tensor(spec: Mapping[str, Any], batch: int, seed: int) -> Any:
+    """One input of a recipe's `tensors` table: `shape` is one item's (the batch comes
+    first); `dtype` "long" draws integers in [low, high); "float" (the default) draws
+    uniformly in [low, high) where `high` is given, else from a standard normal."""
+    import torch
+
+    shape = (batch, *spec["shape"])
+    generator = _generator(seed)
+    if spec.get("dtype", "float") == "long":
+        return torch.randint(spec.get("low", 0), spec["high"], shape, generator=generator)
+    if "high" in spec:
+        low = spec.get("low", 0.0)
+        return low + (spec["high"] - low) * torch.rand(shape, generator=generator)
+    return torch.randn(shape, generator=generator)
 
 
 def _series_inputs(recipe: InputRecipe, batch: int, generator: Any) -> dict[str, Any]:
