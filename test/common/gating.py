@@ -195,27 +195,27 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
-_SOURCES = pytest.StashKey[dict[Any, tuple[str, int | None]]]()
+_SOURCES = pytest.StashKey[dict[Any, tuple[str, int | None, str]]]()
 
 
 def _function_source(item: pytest.Item) -> tuple[str, int | None]:
     """(file, line) of a gated item's test function, found once per function.
 
-    Finding it (pytest stats the file) is most of what reporting a skip costs, and
-    the battery's 605 parametrizations of one function share it.  The item's
-    `location` (a cached property) is filled from it the same way pytest computes it.
+    Finding it (pytest stats the file, then makes it relative) is most of what
+    reporting a skip costs, and the battery's 605 parametrizations of one function
+    share it.  The item's `location` (a cached property) is filled from it the way
+    pytest computes it.
     """
     function = getattr(item, "function", None)
     sources = item.session.stash.setdefault(_SOURCES, {})
     if function is None or function not in sources:
         path, line = item.reportinfo()[:2]
-        source = (os.fspath(path), line)
-        if function is None:
-            return source
-        sources[function] = source
-    path, line = sources[function]
-    if "location" not in item.__dict__:
         relative = item.session._node_location_to_relpath(Path(path))
+        if function is None:
+            return os.fspath(path), line
+        sources[function] = (os.fspath(path), line, relative)
+    path, line, relative = sources[function]
+    if "location" not in item.__dict__:
         item.__dict__["location"] = (relative, line, item.getmodpath())
     return path, line
 
@@ -247,7 +247,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     teardown = pytest.CallInfo.from_call(
         lambda: item.session._setupstate.teardown_exact(nextitem), when="teardown"
     )
-    hooks.pytest_runtest_logreport(report=hooks.pytest_runtest_makereport(item=item, call=teardown))
+    if teardown.excinfo is None:  # the common case, reported as pytest would
+        report = pytest.TestReport(item.nodeid, item.location, {}, "passed", None, "teardown")
+    else:  # a finalizer of an earlier test failed: let pytest describe it
+        report = hooks.pytest_runtest_makereport(item=item, call=teardown)
+    hooks.pytest_runtest_logreport(report=report)
     hooks.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
 

@@ -277,6 +277,31 @@ def test_fixtures_are_torn_down_across_gated_tests(suite_pytester: pytest.Pytest
     result.stdout.fnmatch_lines(["*TORN-DOWN-A*"])
 
 
+def test_a_failing_finalizer_before_a_gated_test_is_an_error(
+    suite_pytester: pytest.Pytester,
+) -> None:
+    suite_pytester.makepyfile(
+        test_a="""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def resource():
+            yield "a"
+            raise RuntimeError("finalizer broke")
+
+        def test_uses(resource):
+            pass
+
+        @pytest.mark.model_test
+        def test_gated():
+            pass
+        """
+    )
+    result = suite_pytester.runpytest()
+    result.assert_outcomes(passed=1, skipped=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_gated*", "*finalizer broke*"])
+
+
 def test_collected_tree_is_exempt_from_garbage_collection(suite_pytester: pytest.Pytester) -> None:
     suite_pytester.makepyfile(test_gated=MODEL_TEST)
     gc.unfreeze()  # this session froze its own tree already
