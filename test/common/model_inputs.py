@@ -9,7 +9,10 @@ table can name the kind and its sizes where the guess is wrong:
 Kinds: text (token ids, plus decoder ids for encoder-decoders), text+image (dual
 encoders such as CLIP), image, video (5-D clips), audio-features (spectrogram frames),
 audio-values (raw waveform, optionally with a channel axis), time-series (past values
-with the masks, time features and padding the model takes).  Token ids are drawn
+with the masks, time features and padding the model takes), latents (the continuous
+(batch, size, steps) states a codec decoder or a post-encoder head takes, sized from
+the config).  Audio models that also read text or a spectrogram of the same audio
+(CLAP, codecs with a semantic branch) get those beside their main input.  Token ids are drawn
 from a range that avoids every special token id of the config, so an image or pad
 token never appears by chance.
 
@@ -41,6 +44,7 @@ KINDS = (
     "audio-features",
     "audio-values",
     "time-series",
+    "latents",
 )
 
 
@@ -72,6 +76,13 @@ class InputRecipe:
     bbox_normalized: bool = False
     #: Argument of a per-frame spectrogram mask (all frames real), where the model needs one.
     feature_mask_name: str = ""
+    #: The mask marks padding (True) rather than real frames: an all-False bool mask (Gemma3n).
+    feature_mask_padding: bool = False
+    #: Argument of a spectrogram of the same audio beside a waveform (codecs whose semantic
+    #: branch reads mel features: NeuCodec, Xcodec2), sized by feature_size and frames.
+    spectrogram_name: str = ""
+    #: Token ids (and their mask) beside an audio or latent main input (CLAP, CLVP, PE-Audio).
+    with_text: bool = False
     #: Time series: past steps (context plus the largest lag), channels (0 gives
     #: (batch, steps), n gives (batch, steps, n)), time features (negative: the model
     #: takes none), future steps of time features (0: none), the observed-mask argument,
@@ -101,6 +112,7 @@ class InputRecipe:
             "audio-features": "input_features",
             "audio-values": "input_values",
             "time-series": "past_values",
+            "latents": "latents",
         }[self.kind]
 
 
@@ -163,6 +175,8 @@ def guess_kind(model: Any) -> str:
     main = getattr(model, "main_input_name", "input_ids")
     if "past_values" in parameters:
         return "time-series"
+    if main == "latents":
+        return "latents"
     if main == "input_features" or (
         "input_features" in parameters and "input_ids" not in parameters
     ):
@@ -206,6 +220,15 @@ def _series_guess(config: Any, parameters: set[str]) -> dict[str, Any]:
     }
 
 
+def _latents_guess(config: Any) -> dict[str, Any]:
+    """Latents are channels first, one channel per unit of the config's latent width
+    (`latent_dim` where the model has one, else its hidden size)."""
+    size = _first_int(
+        getattr(config, "latent_dim", None), getattr(config, "hidden_size", None), default=32
+    )
+    return {"feature_size": size, "features_first": True}
+
+
 def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> InputRecipe:
     """The input recipe of `model`: guessed from the model, then the registry row."""
     row = dict(row_inputs or {})
@@ -237,6 +260,8 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
     }
     if (row.get("kind") or guessed["kind"]) == "time-series":
         guessed.update(_series_guess(config, parameters))
+    if (row.get("kind") or guessed["kind"]) == "latents":
+        guessed.update(_latents_guess(config))
     fields = {field.name for field in dataclasses.fields(InputRecipe)}
     extra = {key: value for key, value in row.items() if key not in fields}
     known = {key: value for key, value in row.items() if key in fields}
@@ -287,22 +312,49 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         size = recipe.image_size
         shape = (batch, recipe.video_frames, recipe.channels, size, size)
         inputs[recipe.main_input] = torch.randn(shape, generator=generator)
-    if recipe.kind == "audio-features":
-        shape = (batch, recipe.feature_size, recipe.frames)
-        if not recipe.features_first:
-            shape = (batch, recipe.frames, recipe.feature_size)
-        inputs[recipe.main_input] = torch.randn(shape, generator=generator)
+    if recipe.kind in ("audio-features", "latents"):
+        inputs[recipe.main_input] = _spectrogram(recipe, batch, generator)
         if recipe.feature_mask_name:
-            inputs[recipe.feature_mask_name] = torch.ones((batch, recipe.frames), dtype=torch.long)
+            inputs[recipe.feature_mask_name] = _feature_mask(recipe, batch)
     if recipe.kind == "audio-values":
         channels = (recipe.audio_channels,) if recipe.audio_channels else ()
         shape = (batch, *channels, recipe.samples)
         inputs[recipe.main_input] = torch.randn(shape, generator=generator)
+        if recipe.spectrogram_name:
+            plain = dataclasses.replace(recipe, audio_channels=0)
+            inputs[recipe.spectrogram_name] = _spectrogram(plain, batch, generator)
+            if recipe.feature_mask_name:
+                inputs[recipe.feature_mask_name] = _feature_mask(recipe, batch)
+    if recipe.with_text and recipe.kind not in ("text", "text+image"):
+        inputs["input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed)
+        if recipe.accepts_mask:
+            inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
     if recipe.kind == "time-series":
         inputs.update(_series_inputs(recipe, batch, generator))
     if recipe.decoder_ids and recipe.kind != "text+image":
         inputs["decoder_input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed + 1)
     return inputs
+
+
+def _spectrogram(recipe: InputRecipe, batch: int, generator: Any) -> Any:
+    """(batch, features, frames), or (batch, frames, features) when not features_first;
+    audio_channels > 0 puts a channel axis after the batch (CLAP's (batch, 1, frames, mels))."""
+    import torch
+
+    shape = (recipe.feature_size, recipe.frames)
+    if not recipe.features_first:
+        shape = (recipe.frames, recipe.feature_size)
+    channels = (recipe.audio_channels,) if recipe.audio_channels else ()
+    return torch.randn((batch, *channels, *shape), generator=generator)
+
+
+def _feature_mask(recipe: InputRecipe, batch: int) -> Any:
+    """Every frame real: ones, or all-False where the mask marks padding."""
+    import torch
+
+    if recipe.feature_mask_padding:
+        return torch.zeros((batch, recipe.frames), dtype=torch.bool)
+    return torch.ones((batch, recipe.frames), dtype=torch.long)
 
 
 def _series_inputs(recipe: InputRecipe, batch: int, generator: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ These need torch (a second to import), hence `slow`; no model is built.
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -176,3 +177,64 @@ def test_to_device_casts_only_floating_tensors() -> None:
     )
     assert moved["ids"].dtype == torch.long
     assert moved["x"].dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("recipe", "shapes"),
+    [
+        (InputRecipe("latents", feature_size=16, frames=4), {"latents": (2, 16, 4)}),
+        (
+            InputRecipe(
+                "latents", feature_size=16, frames=4, features_first=False, input_name="embeds"
+            ),
+            {"embeds": (2, 4, 16)},
+        ),
+        (
+            InputRecipe("audio-features", feature_size=8, frames=4, audio_channels=1),
+            {"input_features": (2, 1, 8, 4)},
+        ),
+        (
+            InputRecipe(
+                "audio-values",
+                audio_channels=1,
+                spectrogram_name="input_features",
+                feature_size=8,
+                frames=4,
+                feature_mask_name="mask",
+            ),
+            {"input_values": (2, 1, 1600), "input_features": (2, 8, 4), "mask": (2, 4)},
+        ),
+        (
+            InputRecipe("audio-values", audio_channels=1, with_text=True, accepts_mask=True),
+            {"input_values": (2, 1, 1600), "input_ids": (2, 8), "attention_mask": (2, 8)},
+        ),
+    ],
+)
+def test_audio_companions_and_latents_have_the_recipe_shapes(
+    recipe: InputRecipe, shapes: dict
+) -> None:
+    inputs = model_inputs.make_inputs(recipe)
+    assert {name: tuple(tensor.shape) for name, tensor in inputs.items()} == shapes
+
+
+def test_feature_mask_marks_real_frames_or_padding() -> None:
+    import torch
+
+    real = InputRecipe("audio-features", frames=4, feature_mask_name="mask")
+    assert model_inputs.make_inputs(real)["mask"].tolist() == [[1] * 4] * 2
+    padding = dataclasses.replace(real, feature_mask_padding=True)
+    mask = model_inputs.make_inputs(padding)["mask"]
+    assert mask.dtype == torch.bool
+    assert not mask.any()
+
+
+def test_latents_are_guessed_and_sized_from_the_config() -> None:
+    decoder = SimpleNamespace(
+        forward=lambda latents, padding_mask=None: None,
+        main_input_name="latents",
+        config=SimpleNamespace(hidden_size=24, latent_dim=12),
+        modules=lambda: [],
+    )
+    recipe = model_inputs.recipe_for(decoder)
+    assert (recipe.kind, recipe.feature_size, recipe.features_first) == ("latents", 12, True)
+    assert model_inputs._latents_guess(SimpleNamespace(hidden_size=24))["feature_size"] == 24
