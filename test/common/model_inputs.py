@@ -34,7 +34,9 @@ AUDIO_FRAMES = 32
 DEFAULT_IMAGE_SIZE = 64
 SEED = 1234
 
-CROSS_BATCH = ("logits_per_", "loss")
+#: Output names of cross-batch similarity matrices (CLIP's logits_per_image, PE-Audio's
+#: logits_audio_text) and the loss over them: they mix the items, so never the primary output.
+CROSS_BATCH = ("logits_per_", "logits_audio_", "logits_video_", "loss")
 
 KINDS = (
     "text",

@@ -165,6 +165,8 @@ def test_primary_output_skips_cross_batch_logits() -> None:
 
     outputs = {"loss": None, "logits_per_image": torch.ones(2, 2), "text_embeds": torch.ones(2, 4)}
     assert model_inputs.primary_output(outputs).shape == (2, 4)
+    contrastive = {"logits_audio_text": torch.ones(2, 2), "audio_embeds": torch.ones(2, 3)}
+    assert model_inputs.primary_output(contrastive).shape == (2, 3)
     assert model_inputs.primary_output((torch.empty(0), [torch.ones(3)])).shape == (3,)
     assert model_inputs.primary_output({"x": None}) is None
 
