@@ -85,6 +85,11 @@ class InputRecipe:
     spectrogram_name: str = ""
     #: Token ids (and their mask) beside an audio or latent main input (CLAP, CLVP, PE-Audio).
     with_text: bool = False
+    #: Token ids with a codebook axis, (batch, length, codebooks): audio-token language
+    #: models read a text stream and codec streams per step (Kyutai STT's input_ids, Dia's
+    #: decoder_input_ids).  0: plain (batch, length) ids.
+    codebooks: int = 0
+    decoder_codebooks: int = 0
     #: Time series: past steps (context plus the largest lag), channels (0 gives
     #: (batch, steps), n gives (batch, steps, n)), time features (negative: the model
     #: takes none), future steps of time features (0: none), the observed-mask argument,
@@ -276,12 +281,11 @@ def _generator(seed: int) -> Any:
     return torch.Generator().manual_seed(seed)
 
 
-def _token_ids(recipe: InputRecipe, batch: int, length: int, seed: int) -> Any:
+def _token_ids(recipe: InputRecipe, batch: int, length: int, seed: int, codebooks: int = 0) -> Any:
     import torch
 
-    return torch.randint(
-        recipe.low_token, recipe.vocab_size, (batch, length), generator=_generator(seed)
-    )
+    shape = (batch, length, codebooks) if codebooks else (batch, length)
+    return torch.randint(recipe.low_token, recipe.vocab_size, shape, generator=_generator(seed))
 
 
 def _boxes(batch: int, length: int, generator: Any) -> Any:
@@ -300,9 +304,11 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
     generator = _generator(seed)
     inputs: dict[str, Any] = {}
     if recipe.kind in ("text", "text+image"):
-        inputs["input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed)
+        inputs["input_ids"] = _token_ids(
+            recipe, batch, recipe.sequence_length, seed, recipe.codebooks
+        )
         if recipe.accepts_mask:
-            inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+            inputs["attention_mask"] = torch.ones((batch, recipe.sequence_length), dtype=torch.long)
         if recipe.bbox:
             boxes = _boxes(batch, recipe.sequence_length, generator)
             inputs["bbox"] = boxes / 1000 if recipe.bbox_normalized else boxes
@@ -334,7 +340,9 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
     if recipe.kind == "time-series":
         inputs.update(_series_inputs(recipe, batch, generator))
     if recipe.decoder_ids and recipe.kind != "text+image":
-        inputs["decoder_input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed + 1)
+        inputs["decoder_input_ids"] = _token_ids(
+            recipe, batch, recipe.sequence_length, seed + 1, recipe.decoder_codebooks
+        )
     return inputs
 
 

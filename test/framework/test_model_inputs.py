@@ -210,6 +210,14 @@ def test_to_device_casts_only_floating_tensors() -> None:
             InputRecipe("audio-values", audio_channels=1, with_text=True, accepts_mask=True),
             {"input_values": (2, 1, 1600), "input_ids": (2, 8), "attention_mask": (2, 8)},
         ),
+        (
+            InputRecipe("text", codebooks=3, accepts_mask=True),
+            {"input_ids": (2, 8, 3), "attention_mask": (2, 8)},
+        ),
+        (
+            InputRecipe("text", decoder_ids=True, decoder_codebooks=9),
+            {"input_ids": (2, 8), "decoder_input_ids": (2, 8, 9)},
+        ),
     ],
 )
 def test_audio_companions_and_latents_have_the_recipe_shapes(
@@ -240,3 +248,10 @@ def test_latents_are_guessed_and_sized_from_the_config() -> None:
     recipe = model_inputs.recipe_for(decoder)
     assert (recipe.kind, recipe.feature_size, recipe.features_first) == ("latents", 12, True)
     assert model_inputs._latents_guess(SimpleNamespace(hidden_size=24))["feature_size"] == 24
+
+
+def test_codebook_ids_pad_along_the_length_axis() -> None:
+    recipe = InputRecipe("text", codebooks=3, accepts_mask=True)
+    batch, singles, padding = model_inputs.padded_text_batch(recipe)
+    assert batch["attention_mask"][1, -padding:].sum() == 0
+    assert singles[1]["input_ids"].shape == (1, 8 - padding, 3)
