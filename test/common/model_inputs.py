@@ -90,6 +90,9 @@ class InputRecipe:
     #: decoder_input_ids).  0: plain (batch, length) ids.
     codebooks: int = 0
     decoder_codebooks: int = 0
+    #: Encoder-decoders over continuous states (SpeechT5Model, which has no prenets): a
+    #: second latents tensor as decoder_<main input>.
+    decoder_states: bool = False
     #: Time series: past steps (context plus the largest lag), channels (0 gives
     #: (batch, steps), n gives (batch, steps, n)), time features (negative: the model
     #: takes none), future steps of time features (0: none), the observed-mask argument,
@@ -322,6 +325,8 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         inputs[recipe.main_input] = torch.randn(shape, generator=generator)
     if recipe.kind in ("audio-features", "latents"):
         inputs[recipe.main_input] = _spectrogram(recipe, batch, generator)
+        if recipe.decoder_states:
+            inputs[f"decoder_{recipe.main_input}"] = _spectrogram(recipe, batch, generator)
         if recipe.feature_mask_name:
             inputs[recipe.feature_mask_name] = _feature_mask(recipe, batch)
     if recipe.kind == "audio-values":

@@ -211,6 +211,17 @@ def test_to_device_casts_only_floating_tensors() -> None:
             {"input_values": (2, 1, 1600), "input_ids": (2, 8), "attention_mask": (2, 8)},
         ),
         (
+            InputRecipe(
+                "latents",
+                feature_size=16,
+                frames=4,
+                features_first=False,
+                input_name="input_values",
+                decoder_states=True,
+            ),
+            {"input_values": (2, 4, 16), "decoder_input_values": (2, 4, 16)},
+        ),
+        (
             InputRecipe("text", codebooks=3, accepts_mask=True),
             {"input_ids": (2, 8, 3), "attention_mask": (2, 8)},
         ),
