@@ -12,7 +12,10 @@ audio-values (raw waveform, optionally with a channel axis), time-series (past v
 with the masks, time features and padding the model takes), packed-patches (Qwen2-VL-like
 vision towers: every image's patch rows concatenated into one tensor, with one
 (t, h, w) row per image in a `grid_thw` argument), embeddings (float vectors: Q-Former
-queries), tensors (only the named tensors of the row's `tensors` table).  Token ids are drawn
+queries), tensors (only the named tensors of the row's `tensors` table), latents (the continuous
+(batch, size, steps) states a codec decoder or a post-encoder head takes, sized from
+the config).  Audio models that also read text or a spectrogram of the same audio
+(CLAP, codecs with a semantic branch) get those beside their main input.  Token ids are drawn
 from a range that avoids every special token id of the config, so an image or pad
 token never appears by chance.
 
@@ -34,7 +37,9 @@ AUDIO_FRAMES = 32
 DEFAULT_IMAGE_SIZE = 64
 SEED = 1234
 
-CROSS_BATCH = ("logits_per_", "loss")
+#: Output names of cross-batch similarity matrices (CLIP's logits_per_image, PE-Audio's
+#: logits_audio_text) and the loss over them: they mix the items, so never the primary output.
+CROSS_BATCH = ("logits_per_", "logits_audio_", "logits_video_", "loss")
 
 KINDS = (
     "text",
@@ -47,6 +52,7 @@ KINDS = (
     "packed-patches",
     "embeddings",
     "tensors",
+    "latents",
 )
 #: Packed patches: the images of a batch, as (t, h, w) patch grids, used in turn.  Two
 #: different sizes, so that splitting the packed output by image is really tested; the
@@ -82,6 +88,21 @@ class InputRecipe:
     bbox_normalized: bool = False
     #: Argument of a per-frame spectrogram mask (all frames real), where the model needs one.
     feature_mask_name: str = ""
+    #: The mask marks padding (True) rather than real frames: an all-False bool mask (Gemma3n).
+    feature_mask_padding: bool = False
+    #: Argument of a spectrogram of the same audio beside a waveform (codecs whose semantic
+    #: branch reads mel features: NeuCodec, Xcodec2), sized by feature_size and frames.
+    spectrogram_name: str = ""
+    #: Token ids (and their mask) beside an audio or latent main input (CLAP, CLVP, PE-Audio).
+    with_text: bool = False
+    #: Token ids with a codebook axis, (batch, length, codebooks): audio-token language
+    #: models read a text stream and codec streams per step (Kyutai STT's input_ids, Dia's
+    #: decoder_input_ids).  0: plain (batch, length) ids.
+    codebooks: int = 0
+    decoder_codebooks: int = 0
+    #: Encoder-decoders over continuous states (SpeechT5Model, which has no prenets): a
+    #: second latents tensor as decoder_<main input>.
+    decoder_states: bool = False
     #: Time series: past steps (context plus the largest lag), channels (0 gives
     #: (batch, steps), n gives (batch, steps, n)), time features (negative: the model
     #: takes none), future steps of time features (0: none), the observed-mask argument,
@@ -150,6 +171,7 @@ class InputRecipe:
             "time-series": "past_values",
             "packed-patches": "pixel_values",
             "embeddings": "inputs_embeds",
+            "latents": "latents",
         }[self.kind]
 
 
@@ -214,6 +236,8 @@ def guess_kind(model: Any) -> str:
         return "time-series"
     if "input_ids" not in parameters and any(p.endswith("grid_thw") for p in parameters):
         return "packed-patches"
+    if main == "latents":
+        return "latents"
     if main == "input_features" or (
         "input_features" in parameters and "input_ids" not in parameters
     ):
@@ -257,6 +281,15 @@ def _series_guess(config: Any, parameters: set[str]) -> dict[str, Any]:
     }
 
 
+def _latents_guess(config: Any) -> dict[str, Any]:
+    """Latents are channels first, one channel per unit of the config's latent width
+    (`latent_dim` where the model has one, else its hidden size)."""
+    size = _first_int(
+        getattr(config, "latent_dim", None), getattr(config, "hidden_size", None), default=32
+    )
+    return {"feature_size": size, "features_first": True}
+
+
 def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> InputRecipe:
     """The input recipe of `model`: guessed from the model, then the registry row."""
     row = dict(row_inputs or {})
@@ -291,6 +324,8 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
     if (row.get("kind") or guessed["kind"]) == "packed-patches":
         guessed.update(_packed_guess(config, parameters))
     guessed.update(_multimodal_guess(config, vision, parameters))
+    if (row.get("kind") or guessed["kind"]) == "latents":
+        guessed.update(_latents_guess(config))
     fields = {field.name for field in dataclasses.fields(InputRecipe)}
     extra = {key: value for key, value in row.items() if key not in fields}
     known = {key: value for key, value in row.items() if key in fields}
@@ -309,12 +344,11 @@ def _generator(seed: int) -> Any:
     return torch.Generator().manual_seed(seed)
 
 
-def _token_ids(recipe: InputRecipe, batch: int, length: int, seed: int) -> Any:
+def _token_ids(recipe: InputRecipe, batch: int, length: int, seed: int, codebooks: int = 0) -> Any:
     import torch
 
-    return torch.randint(
-        recipe.low_token, recipe.vocab_size, (batch, length), generator=_generator(seed)
-    )
+    shape = (batch, length, codebooks) if codebooks else (batch, length)
+    return torch.randint(recipe.low_token, recipe.vocab_size, shape, generator=_generator(seed))
 
 
 def _boxes(batch: int, length: int, generator: Any) -> Any:
@@ -333,9 +367,11 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
     generator = _generator(seed)
     inputs: dict[str, Any] = {}
     if recipe.kind in ("text", "text+image"):
-        inputs["input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed)
+        inputs["input_ids"] = _token_ids(
+            recipe, batch, recipe.sequence_length, seed, recipe.codebooks
+        )
         if recipe.accepts_mask:
-            inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+            inputs["attention_mask"] = torch.ones((batch, recipe.sequence_length), dtype=torch.long)
         if recipe.bbox:
             boxes = _boxes(batch, recipe.sequence_length, generator)
             inputs["bbox"] = boxes / 1000 if recipe.bbox_normalized else boxes
@@ -348,17 +384,25 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         size = recipe.image_size
         shape = (batch, recipe.video_frames, recipe.channels, size, size)
         inputs[recipe.main_input] = torch.randn(shape, generator=generator)
-    if recipe.kind == "audio-features":
-        shape = (batch, recipe.feature_size, recipe.frames)
-        if not recipe.features_first:
-            shape = (batch, recipe.frames, recipe.feature_size)
-        inputs[recipe.main_input] = torch.randn(shape, generator=generator)
+    if recipe.kind in ("audio-features", "latents"):
+        inputs[recipe.main_input] = _spectrogram(recipe, batch, generator)
+        if recipe.decoder_states:
+            inputs[f"decoder_{recipe.main_input}"] = _spectrogram(recipe, batch, generator)
         if recipe.feature_mask_name:
-            inputs[recipe.feature_mask_name] = torch.ones((batch, recipe.frames), dtype=torch.long)
+            inputs[recipe.feature_mask_name] = _feature_mask(recipe, batch)
     if recipe.kind == "audio-values":
         channels = (recipe.audio_channels,) if recipe.audio_channels else ()
         shape = (batch, *channels, recipe.samples)
         inputs[recipe.main_input] = torch.randn(shape, generator=generator)
+        if recipe.spectrogram_name:
+            plain = dataclasses.replace(recipe, audio_channels=0)
+            inputs[recipe.spectrogram_name] = _spectrogram(plain, batch, generator)
+            if recipe.feature_mask_name:
+                inputs[recipe.feature_mask_name] = _feature_mask(recipe, batch)
+    if recipe.with_text and recipe.kind not in ("text", "text+image"):
+        inputs["input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed)
+        if recipe.accepts_mask:
+            inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
     if recipe.kind == "time-series":
         inputs.update(_series_inputs(recipe, batch, generator))
     if recipe.kind == "packed-patches":
@@ -367,12 +411,35 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         shape = (batch, recipe.sequence_length, recipe.embedding_size)
         inputs[recipe.main_input] = torch.randn(shape, generator=generator)
     if recipe.decoder_ids and recipe.kind not in ("text+image", "embeddings"):
-        inputs["decoder_input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed + 1)
+        inputs["decoder_input_ids"] = _token_ids(
+            recipe, batch, recipe.sequence_length, seed + 1, recipe.decoder_codebooks
+        )
     for name in recipe.companions:
         inputs[name] = COMPANIONS[name](recipe, inputs, batch, seed)
     for index, (name, spec) in enumerate(recipe.tensors.items()):
         inputs[name] = named_tensor(spec, batch, seed + 2 + index)
     return inputs
+
+
+def _spectrogram(recipe: InputRecipe, batch: int, generator: Any) -> Any:
+    """(batch, features, frames), or (batch, frames, features) when not features_first;
+    audio_channels > 0 puts a channel axis after the batch (CLAP's (batch, 1, frames, mels))."""
+    import torch
+
+    shape = (recipe.feature_size, recipe.frames)
+    if not recipe.features_first:
+        shape = (recipe.frames, recipe.feature_size)
+    channels = (recipe.audio_channels,) if recipe.audio_channels else ()
+    return torch.randn((batch, *channels, *shape), generator=generator)
+
+
+def _feature_mask(recipe: InputRecipe, batch: int) -> Any:
+    """Every frame real: ones, or all-False where the mask marks padding."""
+    import torch
+
+    if recipe.feature_mask_padding:
+        return torch.zeros((batch, recipe.frames), dtype=torch.bool)
+    return torch.ones((batch, recipe.frames), dtype=torch.long)
 
 
 # -- Multimodal inputs: image tokens in the text, stacked or patchified pixels, and

@@ -5,6 +5,7 @@ These need torch (a second to import), hence `slow`; no model is built.
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -164,6 +165,8 @@ def test_primary_output_skips_cross_batch_logits() -> None:
 
     outputs = {"loss": None, "logits_per_image": torch.ones(2, 2), "text_embeds": torch.ones(2, 4)}
     assert model_inputs.primary_output(outputs).shape == (2, 4)
+    contrastive = {"logits_audio_text": torch.ones(2, 2), "audio_embeds": torch.ones(2, 3)}
+    assert model_inputs.primary_output(contrastive).shape == (2, 3)
     assert model_inputs.primary_output((torch.empty(0), [torch.ones(3)])).shape == (3,)
     assert model_inputs.primary_output({"x": None}) is None
 
@@ -254,3 +257,90 @@ def test_packed_patch_towers_are_guessed_from_the_signature_and_config() -> None
         "patch_shape": (12,),
         "merge_sizes": 2,
     }
+
+
+@pytest.mark.parametrize(
+    ("recipe", "shapes"),
+    [
+        (InputRecipe("latents", feature_size=16, frames=4), {"latents": (2, 16, 4)}),
+        (
+            InputRecipe(
+                "latents", feature_size=16, frames=4, features_first=False, input_name="embeds"
+            ),
+            {"embeds": (2, 4, 16)},
+        ),
+        (
+            InputRecipe("audio-features", feature_size=8, frames=4, audio_channels=1),
+            {"input_features": (2, 1, 8, 4)},
+        ),
+        (
+            InputRecipe(
+                "audio-values",
+                audio_channels=1,
+                spectrogram_name="input_features",
+                feature_size=8,
+                frames=4,
+                feature_mask_name="mask",
+            ),
+            {"input_values": (2, 1, 1600), "input_features": (2, 8, 4), "mask": (2, 4)},
+        ),
+        (
+            InputRecipe("audio-values", audio_channels=1, with_text=True, accepts_mask=True),
+            {"input_values": (2, 1, 1600), "input_ids": (2, 8), "attention_mask": (2, 8)},
+        ),
+        (
+            InputRecipe(
+                "latents",
+                feature_size=16,
+                frames=4,
+                features_first=False,
+                input_name="input_values",
+                decoder_states=True,
+            ),
+            {"input_values": (2, 4, 16), "decoder_input_values": (2, 4, 16)},
+        ),
+        (
+            InputRecipe("text", codebooks=3, accepts_mask=True),
+            {"input_ids": (2, 8, 3), "attention_mask": (2, 8)},
+        ),
+        (
+            InputRecipe("text", decoder_ids=True, decoder_codebooks=9),
+            {"input_ids": (2, 8), "decoder_input_ids": (2, 8, 9)},
+        ),
+    ],
+)
+def test_audio_companions_and_latents_have_the_recipe_shapes(
+    recipe: InputRecipe, shapes: dict
+) -> None:
+    inputs = model_inputs.make_inputs(recipe)
+    assert {name: tuple(tensor.shape) for name, tensor in inputs.items()} == shapes
+
+
+def test_feature_mask_marks_real_frames_or_padding() -> None:
+    import torch
+
+    real = InputRecipe("audio-features", frames=4, feature_mask_name="mask")
+    assert model_inputs.make_inputs(real)["mask"].tolist() == [[1] * 4] * 2
+    padding = dataclasses.replace(real, feature_mask_padding=True)
+    mask = model_inputs.make_inputs(padding)["mask"]
+    assert mask.dtype == torch.bool
+    assert not mask.any()
+
+
+def test_latents_are_guessed_and_sized_from_the_config() -> None:
+    decoder = SimpleNamespace(
+        forward=lambda latents, padding_mask=None: None,
+        main_input_name="latents",
+        config=SimpleNamespace(hidden_size=24, latent_dim=12),
+        modules=lambda: [],
+    )
+    recipe = model_inputs.recipe_for(decoder)
+    assert (recipe.kind, recipe.feature_size, recipe.features_first) == ("latents", 12, True)
+    assert model_inputs._latents_guess(SimpleNamespace(hidden_size=24))["feature_size"] == 24
+
+
+def test_codebook_ids_pad_along_the_length_axis() -> None:
+    recipe = InputRecipe("text", codebooks=3, accepts_mask=True)
+    batch, singles, padding = model_inputs.padded_text_batch(recipe)
+    assert batch["attention_mask"][1, -padding:].sum() == 0
+    assert singles[1]["input_ids"].shape == (1, 8 - padding, 3)
