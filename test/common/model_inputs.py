@@ -116,6 +116,10 @@ class InputRecipe:
     frequency: bool = False
     vocab_size: int = 100
     low_token: int = 0
+    #: Token the padded batch pads with (-1: low_token).  A row sets the tokenizer's pad
+    #: id where the model reads padded tokens' embeddings beyond the mask (MobileBERT's
+    #: trigram input, zero only for its padding_idx).
+    pad_token: int = -1
     accepts_mask: bool = False
     decoder_ids: bool = False
     #: Packed patches: the images' (t, h, w) grids, the grid argument (image_grid_thw in
@@ -587,7 +591,9 @@ def _series_inputs(recipe: InputRecipe, batch: int, generator: Any) -> dict[str,
     if recipe.observed_mask_name:
         inputs[recipe.observed_mask_name] = torch.ones_like(past)
     if recipe.padding_name:
-        inputs[recipe.padding_name] = torch.zeros(past.shape, dtype=torch.long)
+        # Float, like the values: TimesFM's own preprocessing builds it in their dtype
+        # (a long one turns `1.0 - padding` float32 inside a bfloat16 model).
+        inputs[recipe.padding_name] = torch.zeros_like(past)
     if recipe.frequency:
         inputs["freq"] = torch.zeros((batch, 1), dtype=torch.long)
     if recipe.time_features >= 0:
@@ -613,7 +619,9 @@ def padded_text_batch(recipe: InputRecipe, *, seed: int = SEED) -> tuple[dict, l
     padding = PADDING if recipe.accepts_mask and recipe.kind == "text" else 0
     if padding:
         batch["attention_mask"][1, -padding:] = 0
-        batch["input_ids"][1, -padding:] = recipe.low_token
+        batch["input_ids"][1, -padding:] = (
+            recipe.pad_token if recipe.pad_token >= 0 else recipe.low_token
+        )
     singles = []
     for index in range(2):
         single = {key: value[index : index + 1].clone() for key, value in batch.items()}

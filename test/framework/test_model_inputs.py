@@ -101,6 +101,23 @@ def test_padded_batch_masks_the_short_item() -> None:
     assert (singles[0]["input_ids"] == batch["input_ids"][:1]).all()
 
 
+def test_padded_batch_pads_with_the_row_pad_token() -> None:
+    default = InputRecipe("text", accepts_mask=True, low_token=5)
+    batch, _, padding = model_inputs.padded_text_batch(default)
+    assert (batch["input_ids"][1, -padding:] == 5).all()
+    batch, _, padding = model_inputs.padded_text_batch(
+        InputRecipe("text", accepts_mask=True, low_token=5, pad_token=0)
+    )
+    assert (batch["input_ids"][1, -padding:] == 0).all()
+
+
+def test_time_series_padding_is_float_like_the_values() -> None:
+    recipe = InputRecipe("time-series", context_length=64, padding_name="past_values_padding")
+    inputs = model_inputs.make_inputs(recipe)
+    assert inputs["past_values_padding"].dtype == inputs["past_values"].dtype
+    assert not inputs["past_values_padding"].any()
+
+
 def test_layout_boxes_are_valid_and_padded_with_their_tokens() -> None:
     recipe = InputRecipe("text", accepts_mask=True, bbox=True)
     boxes = model_inputs.make_inputs(recipe)["bbox"]
