@@ -9,7 +9,11 @@ table can name the kind and its sizes where the guess is wrong:
 Kinds: text (token ids, plus decoder ids for encoder-decoders), text+image (dual
 encoders such as CLIP), image, video (5-D clips), audio-features (spectrogram frames),
 audio-values (raw waveform, optionally with a channel axis), time-series (past values
-with the masks, time features and padding the model takes).  Token ids are drawn
+with the masks, time features and padding the model takes), text+video (token ids
+and a 5-D clip: video grounding), embeddings (float vectors of shape (batch,
+sequence_length, feature_size) under `input_name`: Perceiver's preprocessor-free
+`inputs`).  `id_inputs` and `image_inputs` add more token-id and image-shaped inputs
+beside the main one (OneFormer's task tokens, SegGPT's prompt image and mask).  Token ids are drawn
 from a range that avoids every special token id of the config, so an image or pad
 token never appears by chance.
 
@@ -41,6 +45,8 @@ KINDS = (
     "audio-features",
     "audio-values",
     "time-series",
+    "text+video",
+    "embeddings",
 )
 
 
@@ -87,6 +93,10 @@ class InputRecipe:
     low_token: int = 0
     accepts_mask: bool = False
     decoder_ids: bool = False
+    #: More token-id inputs, by argument name: their lengths (OneFormer's task_inputs).
+    id_inputs: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    #: More float inputs shaped like pixel_values, by argument name (SegGPT's prompts).
+    image_inputs: tuple[str, ...] = ()
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -101,6 +111,8 @@ class InputRecipe:
             "audio-features": "input_features",
             "audio-values": "input_values",
             "time-series": "past_values",
+            "text+video": "input_ids",
+            "embeddings": "inputs_embeds",
         }[self.kind]
 
 
@@ -239,7 +251,12 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
         guessed.update(_series_guess(config, parameters))
     fields = {field.name for field in dataclasses.fields(InputRecipe)}
     extra = {key: value for key, value in row.items() if key not in fields}
-    known = {key: value for key, value in row.items() if key in fields}
+    # TOML arrays are lists; the frozen recipe keeps tuples.
+    known = {
+        key: tuple(value) if isinstance(value, list) else value
+        for key, value in row.items()
+        if key in fields
+    }
     return InputRecipe(**{**guessed, **known, "extra": extra})
 
 
@@ -272,7 +289,7 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
 
     generator = _generator(seed)
     inputs: dict[str, Any] = {}
-    if recipe.kind in ("text", "text+image"):
+    if recipe.kind in ("text", "text+image", "text+video"):
         inputs["input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed)
         if recipe.accepts_mask:
             inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
@@ -283,10 +300,11 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         width = recipe.image_width or recipe.image_size
         shape = (batch, recipe.channels, recipe.image_size, width)
         inputs["pixel_values"] = torch.randn(shape, generator=generator)
-    if recipe.kind == "video":
+    if recipe.kind in ("video", "text+video"):
         size = recipe.image_size
         shape = (batch, recipe.video_frames, recipe.channels, size, size)
-        inputs[recipe.main_input] = torch.randn(shape, generator=generator)
+        name = "pixel_values" if recipe.kind == "text+video" else recipe.main_input
+        inputs[name] = torch.randn(shape, generator=generator)
     if recipe.kind == "audio-features":
         shape = (batch, recipe.feature_size, recipe.frames)
         if not recipe.features_first:
@@ -302,6 +320,25 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         inputs.update(_series_inputs(recipe, batch, generator))
     if recipe.decoder_ids and recipe.kind != "text+image":
         inputs["decoder_input_ids"] = _token_ids(recipe, batch, recipe.sequence_length, seed + 1)
+    inputs.update(_side_inputs(recipe, batch, seed, generator))
+    return inputs
+
+
+def _side_inputs(recipe: InputRecipe, batch: int, seed: int, generator: Any) -> dict[str, Any]:
+    """Inputs beside the kind's own: float embeddings (the embeddings kind), more
+    token ids (`id_inputs`) and more image-shaped tensors (`image_inputs`)."""
+    import torch
+
+    inputs: dict[str, Any] = {}
+    if recipe.kind == "embeddings":
+        shape = (batch, recipe.sequence_length, recipe.feature_size)
+        inputs[recipe.main_input] = torch.randn(shape, generator=generator)
+    for offset, (name, length) in enumerate(recipe.id_inputs.items(), start=2):
+        inputs[name] = _token_ids(recipe, batch, length, seed + offset)
+    width = recipe.image_width or recipe.image_size
+    for name in recipe.image_inputs:
+        shape = (batch, recipe.channels, recipe.image_size, width)
+        inputs[name] = torch.randn(shape, generator=generator)
     return inputs
 
 
