@@ -12,8 +12,9 @@ audio-values (raw waveform, optionally with a channel axis), time-series (past v
 with the masks, time features and padding the model takes), text+video (token ids
 and a 5-D clip: video grounding), embeddings (float vectors of shape (batch,
 sequence_length, feature_size) under `input_name`: Perceiver's preprocessor-free
-`inputs`).  `id_inputs` and `image_inputs` add more token-id and image-shaped inputs
-beside the main one (OneFormer's task tokens, SegGPT's prompt image and mask).  Token ids are drawn
+`inputs`).  `id_inputs`, `image_inputs` and `ones_inputs` add more token-id,
+image-shaped and all-ones inputs beside the main one (OneFormer's task tokens, SegGPT's
+prompt image and mask, their masks).  Token ids are drawn
 from a range that avoids every special token id of the config, so an image or pad
 token never appears by chance.
 
@@ -97,6 +98,9 @@ class InputRecipe:
     id_inputs: Mapping[str, int] = dataclasses.field(default_factory=dict)
     #: More float inputs shaped like pixel_values, by argument name (SegGPT's prompts).
     image_inputs: tuple[str, ...] = ()
+    #: All-ones integer inputs, by argument name: their lengths, 0 for shape (batch,)
+    #: (the masks of `id_inputs`; OmDet-Turbo's one-class-per-image classes_structure).
+    ones_inputs: Mapping[str, int] = dataclasses.field(default_factory=dict)
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -335,6 +339,8 @@ def _side_inputs(recipe: InputRecipe, batch: int, seed: int, generator: Any) -> 
         inputs[recipe.main_input] = torch.randn(shape, generator=generator)
     for offset, (name, length) in enumerate(recipe.id_inputs.items(), start=2):
         inputs[name] = _token_ids(recipe, batch, length, seed + offset)
+    for name, length in recipe.ones_inputs.items():
+        inputs[name] = torch.ones((batch, length) if length else (batch,), dtype=torch.long)
     width = recipe.image_width or recipe.image_size
     for name in recipe.image_inputs:
         shape = (batch, recipe.channels, recipe.image_size, width)

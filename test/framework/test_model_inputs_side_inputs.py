@@ -55,6 +55,7 @@ def test_side_inputs_sit_beside_the_main_input() -> None:
         vocab_size=9,
         id_inputs={"task_inputs": 7},
         image_inputs=("prompt_pixel_values", "prompt_masks"),
+        ones_inputs={"task_mask": 7, "classes_structure": 0},
     )
     inputs = model_inputs.make_inputs(recipe)
     assert {name: tuple(tensor.shape) for name, tensor in inputs.items()} == {
@@ -62,7 +63,10 @@ def test_side_inputs_sit_beside_the_main_input() -> None:
         "task_inputs": (2, 7),
         "prompt_pixel_values": (2, 3, 16, 8),
         "prompt_masks": (2, 3, 16, 8),
+        "task_mask": (2, 7),
+        "classes_structure": (2,),
     }
+    assert bool((inputs["task_mask"] == 1).all())
     ids = inputs["task_inputs"]
     assert not ids.is_floating_point()
     assert int(ids.min()) >= 3
