@@ -330,7 +330,8 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
 
 def _side_inputs(recipe: InputRecipe, batch: int, seed: int, generator: Any) -> dict[str, Any]:
     """Inputs beside the kind's own: float embeddings (the embeddings kind), more
-    token ids (`id_inputs`) and more image-shaped tensors (`image_inputs`)."""
+    token ids (`id_inputs`), all-ones masks (`ones_inputs`) and more image-shaped
+    tensors (`image_inputs`)."""
     import torch
 
     inputs: dict[str, Any] = {}
