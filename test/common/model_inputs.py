@@ -15,7 +15,10 @@ vision towers: every image's patch rows concatenated into one tensor, with one
 queries), tensors (only the named tensors of the row's `tensors` table), latents (the continuous
 (batch, size, steps) states a codec decoder or a post-encoder head takes, sized from
 the config).  Audio models that also read text or a spectrogram of the same audio
-(CLAP, codecs with a semantic branch) get those beside their main input.  Token ids are drawn
+(CLAP, codecs with a semantic branch) get those beside their main input; text+video (token
+ids and a 5-D clip: video grounding).  `id_inputs`, `image_inputs` and `ones_inputs` add
+more token-id, image-shaped and all-ones inputs beside the main one (OneFormer's task
+tokens, SegGPT's prompt image and mask, their masks).  Token ids are drawn
 from a range that avoids every special token id of the config, so an image or pad
 token never appears by chance.
 
@@ -53,6 +56,7 @@ KINDS = (
     "embeddings",
     "tensors",
     "latents",
+    "text+video",
 )
 #: Packed patches: the images of a batch, as (t, h, w) patch grids, used in turn.  Two
 #: different sizes, so that splitting the packed output by image is really tested; the
@@ -157,6 +161,13 @@ class InputRecipe:
     #: `named_tensor`): LXMERT's region features, ViT-MAE's masking noise.  Kind
     #: "tensors" feeds only these; its main input is `input_name` or the first of them.
     tensors: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    #: More token-id inputs, by argument name: their lengths (OneFormer's task_inputs).
+    id_inputs: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    #: More float inputs shaped like pixel_values, by argument name (SegGPT's prompts).
+    image_inputs: tuple[str, ...] = ()
+    #: All-ones integer inputs, by argument name: their lengths, 0 for shape (batch,)
+    #: (the masks of `id_inputs`; OmDet-Turbo's one-class-per-image classes_structure).
+    ones_inputs: Mapping[str, int] = dataclasses.field(default_factory=dict)
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -176,6 +187,7 @@ class InputRecipe:
             "packed-patches": "pixel_values",
             "embeddings": "inputs_embeds",
             "latents": "latents",
+            "text+video": "input_ids",
         }[self.kind]
 
 
@@ -332,10 +344,12 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
         guessed.update(_latents_guess(config))
     fields = {field.name for field in dataclasses.fields(InputRecipe)}
     extra = {key: value for key, value in row.items() if key not in fields}
-    known = {key: value for key, value in row.items() if key in fields}
-    for key in ("patch_grid", "companions"):
-        if key in known:
-            known[key] = tuple(known[key])
+    # TOML arrays are lists; the frozen recipe keeps tuples.
+    known = {
+        key: tuple(value) if isinstance(value, list) else value
+        for key, value in row.items()
+        if key in fields
+    }
     unknown = set(known.get("companions", ())) - set(COMPANIONS)
     if unknown:
         raise ValueError(f"unknown companion inputs {sorted(unknown)}; known: {sorted(COMPANIONS)}")
@@ -370,7 +384,7 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
 
     generator = _generator(seed)
     inputs: dict[str, Any] = {}
-    if recipe.kind in ("text", "text+image"):
+    if recipe.kind in ("text", "text+image", "text+video"):
         inputs["input_ids"] = _token_ids(
             recipe, batch, recipe.sequence_length, seed, recipe.codebooks
         )
@@ -384,10 +398,11 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
     if recipe.kind in ("image", "text+image"):
         name = recipe.main_input if recipe.kind == "image" else recipe.pixel_name or "pixel_values"
         inputs[name] = _pixels(recipe, batch, generator)
-    if recipe.kind == "video":
+    if recipe.kind in ("video", "text+video"):
         size = recipe.image_size
         shape = (batch, recipe.video_frames, recipe.channels, size, size)
-        inputs[recipe.main_input] = torch.randn(shape, generator=generator)
+        name = "pixel_values" if recipe.kind == "text+video" else recipe.main_input
+        inputs[name] = torch.randn(shape, generator=generator)
     if recipe.kind in ("audio-features", "latents"):
         inputs[recipe.main_input] = _spectrogram(recipe, batch, generator)
         if recipe.decoder_states:
@@ -414,7 +429,7 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
     if recipe.kind == "embeddings":
         shape = (batch, recipe.sequence_length, recipe.embedding_size)
         inputs[recipe.main_input] = torch.randn(shape, generator=generator)
-    if recipe.decoder_ids and recipe.kind not in ("text+image", "embeddings"):
+    if recipe.decoder_ids and recipe.kind not in ("text+image", "text+video", "embeddings"):
         inputs["decoder_input_ids"] = _token_ids(
             recipe, batch, recipe.sequence_length, seed + 1, recipe.decoder_codebooks
         )
@@ -422,6 +437,24 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         inputs[name] = COMPANIONS[name](recipe, inputs, batch, seed)
     for index, (name, spec) in enumerate(recipe.tensors.items()):
         inputs[name] = named_tensor(spec, batch, seed + 2 + index)
+    inputs.update(_side_inputs(recipe, batch, seed, generator))
+    return inputs
+
+
+def _side_inputs(recipe: InputRecipe, batch: int, seed: int, generator: Any) -> dict[str, Any]:
+    """Inputs beside the kind's own: more token ids (`id_inputs`), all-ones masks
+    (`ones_inputs`) and more image-shaped tensors (`image_inputs`)."""
+    import torch
+
+    inputs: dict[str, Any] = {}
+    for offset, (name, length) in enumerate(recipe.id_inputs.items(), start=2):
+        inputs[name] = _token_ids(recipe, batch, length, seed + offset)
+    for name, length in recipe.ones_inputs.items():
+        inputs[name] = torch.ones((batch, length) if length else (batch,), dtype=torch.long)
+    width = recipe.image_width or recipe.image_size
+    for name in recipe.image_inputs:
+        shape = (batch, recipe.channels, recipe.image_size, width)
+        inputs[name] = torch.randn(shape, generator=generator)
     return inputs
 
 

@@ -1,0 +1,98 @@
+"""Input recipes of vision models with more than one input (test/common/model_inputs.py):
+the text+video and embeddings kinds, `id_inputs` and `image_inputs`.
+
+These need torch (a second to import), hence `slow`; no model is built.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from test.common import model_inputs
+from test.common.model_inputs import InputRecipe
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _needs_torch() -> None:
+    pytest.importorskip("torch", reason="input recipes build torch tensors")
+
+
+def _shapes(recipe: InputRecipe) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(tensor.shape) for name, tensor in model_inputs.make_inputs(recipe).items()}
+
+
+def test_text_and_video_give_token_ids_and_a_clip() -> None:
+    recipe = InputRecipe("text+video", image_size=16, video_frames=3, accepts_mask=True)
+    assert recipe.main_input == "input_ids"
+    assert _shapes(recipe) == {
+        "input_ids": (2, 8),
+        "attention_mask": (2, 8),
+        "pixel_values": (2, 3, 3, 16, 16),
+    }
+
+
+def test_embeddings_are_float_vectors_under_the_input_name() -> None:
+    recipe = InputRecipe("embeddings", input_name="inputs", feature_size=32, sequence_length=5)
+    inputs = model_inputs.make_inputs(recipe)
+    assert tuple(inputs["inputs"].shape) == (2, 5, 32)
+    assert inputs["inputs"].is_floating_point()
+    assert InputRecipe("embeddings").main_input == "inputs_embeds"
+    # Malformed variants break the embeddings, the main input.
+    assert model_inputs.bad_inputs(recipe)["wrong rank"]["inputs"].ndim == 2
+
+
+def test_side_inputs_sit_beside_the_main_input() -> None:
+    recipe = InputRecipe(
+        "image",
+        image_size=16,
+        image_width=8,
+        low_token=3,
+        vocab_size=9,
+        id_inputs={"task_inputs": 7},
+        image_inputs=("prompt_pixel_values", "prompt_masks"),
+        ones_inputs={"task_mask": 7, "classes_structure": 0},
+    )
+    inputs = model_inputs.make_inputs(recipe)
+    assert {name: tuple(tensor.shape) for name, tensor in inputs.items()} == {
+        "pixel_values": (2, 3, 16, 8),
+        "task_inputs": (2, 7),
+        "prompt_pixel_values": (2, 3, 16, 8),
+        "prompt_masks": (2, 3, 16, 8),
+        "task_mask": (2, 7),
+        "classes_structure": (2,),
+    }
+    assert bool((inputs["task_mask"] == 1).all())
+    ids = inputs["task_inputs"]
+    assert not ids.is_floating_point()
+    assert int(ids.min()) >= 3
+    assert int(ids.max()) < 9
+    # The prompt is not a copy of the image.
+    assert not bool((inputs["prompt_pixel_values"] == inputs["pixel_values"]).all())
+    # Each item alone keeps its own side inputs.
+    _, singles, _ = model_inputs.padded_text_batch(recipe)
+    assert (singles[1]["task_inputs"] == ids[1:]).all()
+
+
+class _PairModel:
+    """A model-like object: a forward signature and a config, no weights."""
+
+    main_input_name = "pixel_values"
+    config = SimpleNamespace(image_size=32, num_channels=3)
+
+    def forward(self, pixel_values: Any = None, prompt_masks: Any = None) -> None:
+        del pixel_values, prompt_masks
+
+    def modules(self) -> list[Any]:
+        return []
+
+
+def test_row_lists_become_tuples_in_the_recipe() -> None:
+    recipe = model_inputs.recipe_for(_PairModel(), {"image_inputs": ["prompt_masks"]})
+    assert recipe.kind == "image"
+    assert recipe.image_inputs == ("prompt_masks",)
+    assert _shapes(recipe) == {"pixel_values": (2, 3, 32, 32), "prompt_masks": (2, 3, 32, 32)}
