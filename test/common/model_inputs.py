@@ -131,6 +131,11 @@ class InputRecipe:
     patch_shape: tuple[int, ...] = ()
     merge_sizes: int = 0
     packed_axis: int = 0
+    #: How the patches are packed: "rows" stacks them, (patches, *patch_shape); "strip"
+    #: lays them side by side in one image row, (1, channels, patch, patches x patch), with
+    #: an (h, w) grid per image (NaViT packing, MiniCPM-V's target_sizes); patch_shape is
+    #: then (channels, patch, patch).
+    packed_layout: str = "rows"
     #: The output the checks compare, by name (a dotted path into nested outputs, then
     #: its first tensor): "" takes the first tensor that is not a cross-batch one.
     output: str = ""
@@ -711,6 +716,12 @@ def _packed_inputs(recipe: InputRecipe, images: int, generator: Any) -> dict[str
         recipe.main_input: torch.randn((rows, *recipe.patch_shape), generator=generator),
         recipe.grid_name: torch.tensor(grids, dtype=torch.long),
     }
+    if recipe.packed_layout == "strip":
+        # Patch i is the i-th patch-wide column of one (channels, patch, ...) image row.
+        channels, height, width = recipe.patch_shape
+        strip = inputs[recipe.main_input].permute(1, 2, 0, 3)
+        inputs[recipe.main_input] = strip.reshape(1, channels, height, rows * width)
+        inputs[recipe.grid_name] = inputs[recipe.grid_name][:, 1:]
     if recipe.merge_sizes:
         inputs["merge_sizes"] = torch.full((images,), recipe.merge_sizes, dtype=torch.long)
     return inputs
@@ -721,7 +732,11 @@ def packed_singles(recipe: InputRecipe, batch: Mapping[str, Any]) -> list[dict[s
     per-image tensor (grid, merge sizes)."""
     grid = batch[recipe.grid_name]
     sizes = [int(size) for size in grid.prod(dim=-1)]
-    rows = batch[recipe.main_input].split(sizes)
+    if recipe.packed_layout == "strip":
+        width = recipe.patch_shape[-1]
+        rows = batch[recipe.main_input].split([size * width for size in sizes], dim=-1)
+    else:
+        rows = batch[recipe.main_input].split(sizes)
     singles = []
     for index, patches in enumerate(rows):
         single = {key: value[index : index + 1].clone() for key, value in batch.items()}

@@ -7,6 +7,7 @@ These need torch (a second to import), hence `slow`; no model is built.
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -84,3 +85,22 @@ def test_decoder_mask_and_positions_follow_each_items_real_prompt() -> None:
     assert singles[1]["decoder_attention_mask"].tolist() == [[1] * 13]
     assert singles[1]["decoder_position_ids"].tolist() == [list(range(5, 13))]
     assert singles[0]["decoder_attention_mask"].tolist() == [[1] * 16]
+
+
+def test_a_strip_packs_the_patches_side_by_side_with_an_hw_grid() -> None:
+    recipe = InputRecipe(
+        "packed-patches", packed_layout="strip", grid_name="target_sizes", patch_shape=(3, 2, 2)
+    )
+    inputs = model_inputs.make_inputs(recipe)
+    # 16 + 24 patches of 2 x 2, side by side in one row; grids (h, w) without the t.
+    assert inputs["pixel_values"].shape == (1, 3, 2, 80)
+    assert inputs["target_sizes"].tolist() == [[4, 4], [4, 6]]
+    rows = model_inputs.make_inputs(dataclasses.replace(recipe, packed_layout="rows"))
+    # Patch 17 (the second image's second) is the strip's 17th patch-wide column.
+    assert (inputs["pixel_values"][0, :, :, 34:36] == rows["pixel_values"][17]).all()
+    first, second = model_inputs.item_singles(recipe, inputs)
+    assert first["pixel_values"].shape == (1, 3, 2, 32)
+    assert (second["pixel_values"] == inputs["pixel_values"][..., 32:]).all()
+    assert second["target_sizes"].tolist() == [[4, 6]]
+    mismatch = model_inputs.bad_inputs(recipe)["grid mismatch"]
+    assert mismatch["target_sizes"].tolist() == [[4, 4], [4, 12]]
