@@ -57,6 +57,7 @@ KINDS = (
 #: different sizes, so that splitting the packed output by image is really tested; the
 #: sides are even, as towers merge 2 x 2 patches.
 PACKED_GRIDS = ((1, 4, 4), (1, 4, 6))
+PACKED_LAYOUTS = ("rows", "strip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +143,10 @@ class InputRecipe:
     #: The output packs the items one after another along `packed_axis` (Pixtral's one
     #: sequence of every image's patches), as packed patches do, with batched inputs.
     packed_output: bool = False
+    #: Float inputs that stay float32 when the model runs in a reduced precision: positions
+    #: the model turns into bucket indices (UDOP's normalized boxes), not activations;
+    #: rounding them would compare the two precisions on different inputs.
+    float32_inputs: tuple[str, ...] = ()
     # Multimodal inputs beyond one image beside one text (see the block after make_inputs).
     #: text+image: this many image placeholders open every text, one per image feature
     #: the model scatters into it: `image_token_id` (the config's image token), or
@@ -338,9 +343,13 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
     fields = {field.name for field in dataclasses.fields(InputRecipe)}
     extra = {key: value for key, value in row.items() if key not in fields}
     known = {key: value for key, value in row.items() if key in fields}
-    for key in ("patch_grid", "companions"):
+    for key in ("patch_grid", "companions", "float32_inputs"):
         if key in known:
             known[key] = tuple(known[key])
+    if known.get("packed_layout", "rows") not in PACKED_LAYOUTS:
+        raise ValueError(
+            f"unknown packed_layout {known['packed_layout']!r}; known: {PACKED_LAYOUTS}"
+        )
     unknown = set(known.get("companions", ())) - set(COMPANIONS)
     if unknown:
         raise ValueError(f"unknown companion inputs {sorted(unknown)}; known: {sorted(COMPANIONS)}")
@@ -785,11 +794,14 @@ def _packed_bad_inputs(recipe: InputRecipe, good: dict[str, Any]) -> dict[str, d
     return {"grid mismatch": {**good, recipe.grid_name: grid}}
 
 
-def to_device(inputs: Mapping[str, Any], device: str, dtype: Any = None) -> dict[str, Any]:
-    """Inputs moved to `device`; floating tensors cast to `dtype` when given."""
+def to_device(
+    inputs: Mapping[str, Any], device: str, dtype: Any = None, keep: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Inputs moved to `device`; floating tensors cast to `dtype` when given, but those
+    named in `keep`."""
     moved = {}
     for key, value in inputs.items():
-        if dtype is not None and value.is_floating_point():
+        if dtype is not None and value.is_floating_point() and key not in keep:
             value = value.to(dtype)
         moved[key] = value.to(device)
     return moved

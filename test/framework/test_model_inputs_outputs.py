@@ -104,3 +104,19 @@ def test_a_strip_packs_the_patches_side_by_side_with_an_hw_grid() -> None:
     assert second["target_sizes"].tolist() == [[4, 6]]
     mismatch = model_inputs.bad_inputs(recipe)["grid mismatch"]
     assert mismatch["target_sizes"].tolist() == [[4, 4], [4, 12]]
+
+
+def test_float32_inputs_are_not_cast_and_layouts_are_checked() -> None:
+    import torch
+
+    inputs = {"bbox": torch.rand(2, 4), "x": torch.ones(2), "ids": torch.ones(2, dtype=torch.long)}
+    moved = model_inputs.to_device(inputs, "cpu", torch.bfloat16, keep=("bbox",))
+    assert (moved["bbox"].dtype, moved["x"].dtype) == (torch.float32, torch.bfloat16)
+    assert moved["ids"].dtype == torch.long
+    model = SimpleNamespace(
+        config=SimpleNamespace(), forward=lambda pixel_values=None: None, modules=list
+    )
+    recipe = model_inputs.recipe_for(model, {"kind": "image", "float32_inputs": ["bbox"]})
+    assert recipe.float32_inputs == ("bbox",)
+    with pytest.raises(ValueError, match="unknown packed_layout 'strips'"):
+        model_inputs.recipe_for(model, {"kind": "packed-patches", "packed_layout": "strips"})

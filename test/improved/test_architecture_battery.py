@@ -124,7 +124,9 @@ def _record_tiny_weights(record_property: Any) -> None:
     record_property("model_weights", "tiny")
 
 
-def run(model: Any, inputs: dict[str, Any], device: str, dtype: Any = None) -> Any:
+def run(
+    model: Any, inputs: dict[str, Any], device: str, dtype: Any = None, keep: tuple[str, ...] = ()
+) -> Any:
     import torch
 
     from test.common.model_inputs import forward_parameters, to_device
@@ -133,7 +135,7 @@ def run(model: Any, inputs: dict[str, Any], device: str, dtype: Any = None) -> A
     # (attention + Mamba/linear) models whose tiny stack has no attention layer first.
     options = {"use_cache": False} if "use_cache" in forward_parameters(model) else {}
     with torch.no_grad():
-        return model(**to_device(inputs, device, dtype), **options)
+        return model(**to_device(inputs, device, dtype, keep), **options)
 
 
 def primary(outputs: Any, recipe: Any) -> Any:
@@ -266,7 +268,9 @@ def test_reduced_precision(architecture: str, subject: Subject, device: str) -> 
 
     reference = primary(run(on(subject, device), subject.inputs, device), subject.recipe)
     model = bfloat16_model(subject, device)
-    reduced = primary(run(model, subject.inputs, device, dtype=torch.bfloat16), subject.recipe)
+    keep = subject.recipe.float32_inputs
+    reduced = run(model, subject.inputs, device, dtype=torch.bfloat16, keep=keep)
+    reduced = primary(reduced, subject.recipe)
     if not reference.is_floating_point():
         # Discrete outputs (a codec's audio codes) have no relative error: the same codes.
         assert torch.equal(reduced.cpu(), reference.cpu()), "bfloat16 gives different codes"
