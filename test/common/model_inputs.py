@@ -11,8 +11,8 @@ encoders such as CLIP), image, video (5-D clips), audio-features (spectrogram fr
 audio-values (raw waveform, optionally with a channel axis), time-series (past values
 with the masks, time features and padding the model takes), packed-patches (Qwen2-VL-like
 vision towers: every image's patch rows concatenated into one tensor, with one
-(t, h, w) row per image in a `grid_thw` argument), embeddings (float vectors: Q-Former
-queries), tensors (only the named tensors of the row's `tensors` table), latents (the continuous
+(t, h, w) row per image in a `grid_thw` argument), tensors (only the named tensors of the
+row's `tensors` table: Q-Former queries, RL states), latents (the continuous
 (batch, size, steps) states a codec decoder or a post-encoder head takes, sized from
 the config).  Audio models that also read text or a spectrogram of the same audio
 (CLAP, codecs with a semantic branch) get those beside their main input; text+video (token
@@ -53,7 +53,6 @@ KINDS = (
     "audio-values",
     "time-series",
     "packed-patches",
-    "embeddings",
     "tensors",
     "latents",
     "text+video",
@@ -62,6 +61,7 @@ KINDS = (
 #: different sizes, so that splitting the packed output by image is really tested; the
 #: sides are even, as towers merge 2 x 2 patches.
 PACKED_GRIDS = ((1, 4, 4), (1, 4, 6))
+PACKED_LAYOUTS = ("rows", "strip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +136,21 @@ class InputRecipe:
     patch_shape: tuple[int, ...] = ()
     merge_sizes: int = 0
     packed_axis: int = 0
+    #: How the patches are packed: "rows" stacks them, (patches, *patch_shape); "strip"
+    #: lays them side by side in one image row, (1, channels, patch, patches x patch), with
+    #: an (h, w) grid per image (NaViT packing, MiniCPM-V's target_sizes); patch_shape is
+    #: then (channels, patch, patch).
+    packed_layout: str = "rows"
+    #: The output the checks compare, by name (a dotted path into nested outputs, then
+    #: its first tensor): "" takes the first tensor that is not a cross-batch one.
+    output: str = ""
+    #: The output packs the items one after another along `packed_axis` (Pixtral's one
+    #: sequence of every image's patches), as packed patches do, with batched inputs.
+    packed_output: bool = False
+    #: Float inputs that stay float32 when the model runs in a reduced precision: positions
+    #: the model turns into bucket indices (UDOP's normalized boxes), not activations;
+    #: rounding them would compare the two precisions on different inputs.
+    float32_inputs: tuple[str, ...] = ()
     # Multimodal inputs beyond one image beside one text (see the block after make_inputs).
     #: text+image: this many image placeholders open every text, one per image feature
     #: the model scatters into it: `image_token_id` (the config's image token), or
@@ -151,10 +166,6 @@ class InputRecipe:
     #: pixels become (batch, rows x columns, channels x patch_size x patch_size).
     patch_grid: tuple[int, ...] = ()
     patch_size: int = 16
-    #: embeddings: the main input (input_name) is (batch, sequence_length, embedding_size)
-    #: floats; an `encoder_hidden_states` companion is encoder_width wide.
-    embedding_size: int = 32
-    encoder_width: int = 32
     #: Arguments built beside the main input, by name: keys of COMPANIONS.
     companions: tuple[str, ...] = ()
     #: Named inputs beyond the kind's own, {name: {shape, dtype, low, high}} (see
@@ -185,7 +196,6 @@ class InputRecipe:
             "audio-values": "input_values",
             "time-series": "past_values",
             "packed-patches": "pixel_values",
-            "embeddings": "inputs_embeds",
             "latents": "latents",
             "text+video": "input_ids",
         }[self.kind]
@@ -350,6 +360,10 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
         for key, value in row.items()
         if key in fields
     }
+    if known.get("packed_layout", "rows") not in PACKED_LAYOUTS:
+        raise ValueError(
+            f"unknown packed_layout {known['packed_layout']!r}; known: {PACKED_LAYOUTS}"
+        )
     unknown = set(known.get("companions", ())) - set(COMPANIONS)
     if unknown:
         raise ValueError(f"unknown companion inputs {sorted(unknown)}; known: {sorted(COMPANIONS)}")
@@ -426,10 +440,7 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
         inputs.update(_series_inputs(recipe, batch, generator))
     if recipe.kind == "packed-patches":
         inputs.update(_packed_inputs(recipe, batch, generator))
-    if recipe.kind == "embeddings":
-        shape = (batch, recipe.sequence_length, recipe.embedding_size)
-        inputs[recipe.main_input] = torch.randn(shape, generator=generator)
-    if recipe.decoder_ids and recipe.kind not in ("text+image", "text+video", "embeddings"):
+    if recipe.decoder_ids and recipe.kind not in ("text+image", "text+video"):
         inputs["decoder_input_ids"] = _token_ids(
             recipe, batch, recipe.sequence_length, seed + 1, recipe.decoder_codebooks
         )
@@ -493,11 +504,7 @@ def _multimodal_guess(config: Any, vision: Any, parameters: set[str]) -> dict[st
             own.get("image_token_id"), own.get("image_token_index"), default=-1
         ),
         "patch_size": _first_int(seen.get("patch_size"), default=16),
-        "embedding_size": _first_int(own.get("hidden_size"), default=32),
     }
-    guessed["encoder_width"] = _first_int(
-        own.get("encoder_hidden_size"), default=guessed["embedding_size"]
-    )
     guessed["companions"] = tuple(name for name in ("qformer_input_ids",) if name in parameters)
     return guessed
 
@@ -577,13 +584,29 @@ def _image_attention_mask(
     return torch.ones((batch, length, max(recipe.image_stack, 1)), dtype=torch.long)
 
 
-def _encoder_states(recipe: InputRecipe, inputs: dict[str, Any], batch: int, seed: int) -> Any:
-    """What queries cross-attend to (a Q-Former's image features)."""
+def _prompt_and_canvas_mask(
+    recipe: InputRecipe, inputs: dict[str, Any], batch: int, seed: int
+) -> Any:
+    """Diffusion Gemma's decoder mask: the prompt's attention mask, then the canvas
+    (`decoder_input_ids`) all real, as its generate() pads the mask with the canvas."""
     import torch
 
-    shape = (batch, recipe.sequence_length, recipe.encoder_width)
-    return torch.randn(shape, generator=_generator(seed + 3))
+    mask = inputs["attention_mask"]
+    canvas = torch.ones((batch, inputs["decoder_input_ids"].shape[1]), dtype=mask.dtype)
+    return torch.cat([mask, canvas], dim=1)
 
+
+def _canvas_positions(recipe: InputRecipe, inputs: dict[str, Any], batch: int, seed: int) -> Any:
+    """Positions of the canvas, right after each item's real prompt tokens (its
+    generate() starts them at the prompt's length)."""
+    import torch
+
+    lengths = inputs["attention_mask"].sum(dim=1, keepdim=True)
+    return lengths + torch.arange(inputs["decoder_input_ids"].shape[1])
+
+
+#: Companions computed from the attention mask: rebuilt once a batch is padded.
+FROM_MASK = ("decoder_attention_mask", "decoder_position_ids")
 
 #: Companion arguments: name -> builder(recipe, inputs so far, batch, seed).
 COMPANIONS: dict[str, Any] = {
@@ -593,7 +616,8 @@ COMPANIONS: dict[str, Any] = {
     "pixel_attention_mask": _patch_mask,
     "spatial_shapes": _spatial_shapes,
     "pixel_position_ids": _patch_positions,
-    "encoder_hidden_states": _encoder_states,
+    "decoder_attention_mask": _prompt_and_canvas_mask,
+    "decoder_position_ids": _canvas_positions,
 }
 
 
@@ -663,6 +687,9 @@ def padded_text_batch(recipe: InputRecipe, *, seed: int = SEED) -> tuple[dict, l
                 if key in single:
                     single[key] = single[key][:, :-padding]
         singles.append(single)
+    for inputs, size in ((batch, 2), *((single, 1) for single in singles)):
+        for name in set(recipe.companions) & set(FROM_MASK):
+            inputs[name] = COMPANIONS[name](recipe, inputs, size, seed)
     del torch
     return batch, singles, padding
 
@@ -731,6 +758,12 @@ def _packed_inputs(recipe: InputRecipe, images: int, generator: Any) -> dict[str
         recipe.main_input: torch.randn((rows, *recipe.patch_shape), generator=generator),
         recipe.grid_name: torch.tensor(grids, dtype=torch.long),
     }
+    if recipe.packed_layout == "strip":
+        # Patch i is the i-th patch-wide column of one (channels, patch, ...) image row.
+        channels, height, width = recipe.patch_shape
+        strip = inputs[recipe.main_input].permute(1, 2, 0, 3)
+        inputs[recipe.main_input] = strip.reshape(1, channels, height, rows * width)
+        inputs[recipe.grid_name] = inputs[recipe.grid_name][:, 1:]
     if recipe.merge_sizes:
         inputs["merge_sizes"] = torch.full((images,), recipe.merge_sizes, dtype=torch.long)
     return inputs
@@ -741,7 +774,11 @@ def packed_singles(recipe: InputRecipe, batch: Mapping[str, Any]) -> list[dict[s
     per-image tensor (grid, merge sizes)."""
     grid = batch[recipe.grid_name]
     sizes = [int(size) for size in grid.prod(dim=-1)]
-    rows = batch[recipe.main_input].split(sizes)
+    if recipe.packed_layout == "strip":
+        width = recipe.patch_shape[-1]
+        rows = batch[recipe.main_input].split([size * width for size in sizes], dim=-1)
+    else:
+        rows = batch[recipe.main_input].split(sizes)
     singles = []
     for index, patches in enumerate(rows):
         single = {key: value[index : index + 1].clone() for key, value in batch.items()}
@@ -750,12 +787,28 @@ def packed_singles(recipe: InputRecipe, batch: Mapping[str, Any]) -> list[dict[s
     return singles
 
 
+def item_singles(recipe: InputRecipe, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each item of a batch alone: its packed patches, else its row of every input."""
+    if recipe.kind == "packed-patches":
+        return packed_singles(recipe, batch)
+    first = next(iter(batch.values()))
+    return [
+        {key: value[i : i + 1].clone() for key, value in batch.items()} for i in range(len(first))
+    ]
+
+
+def packs_items(recipe: InputRecipe) -> bool:
+    """Whether the output holds the items as runs along `packed_axis`, not as rows."""
+    return recipe.kind == "packed-patches" or recipe.packed_output
+
+
 def batch_items(recipe: InputRecipe, batched: Any, alone: list[Any]) -> list[Any]:
     """The part of a batch's output that belongs to each item, given each item's output
-    alone.  Items are rows of a batch axis, except packed patches: there an image's part
-    is its run of rows along `packed_axis` (its patches, or its merged patches), as
-    long as its output alone, and the runs must cover the whole packed output."""
-    if recipe.kind != "packed-patches":
+    alone.  Items are rows of a batch axis, except in a packed output (packed patches,
+    `packed_output`): there an item's part is its run of rows along `packed_axis` (its
+    patches, merged patches or frames), as long as its output alone, and the runs must
+    cover the whole packed output."""
+    if not packs_items(recipe):
         return [batched[index : index + 1] for index in range(len(alone))]
     axis = recipe.packed_axis
     sizes = [output.shape[axis] for output in alone]
@@ -774,20 +827,29 @@ def _packed_bad_inputs(recipe: InputRecipe, good: dict[str, Any]) -> dict[str, d
     return {"grid mismatch": {**good, recipe.grid_name: grid}}
 
 
-def to_device(inputs: Mapping[str, Any], device: str, dtype: Any = None) -> dict[str, Any]:
-    """Inputs moved to `device`; floating tensors cast to `dtype` when given."""
+def to_device(
+    inputs: Mapping[str, Any], device: str, dtype: Any = None, keep: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Inputs moved to `device`; floating tensors cast to `dtype` when given, but those
+    named in `keep`."""
     moved = {}
     for key, value in inputs.items():
-        if dtype is not None and value.is_floating_point():
+        if dtype is not None and value.is_floating_point() and key not in keep:
             value = value.to(dtype)
         moved[key] = value.to(device)
     return moved
 
 
-def primary_output(outputs: Any) -> Any:
-    """The first tensor of a model's outputs (last_hidden_state, logits, ...)."""
+def primary_output(outputs: Any, name: str = "") -> Any:
+    """The first tensor of a model's outputs (last_hidden_state, logits, ...), or of
+    the output `name` (a dotted path: `language_model_outputs`, `a.b`) where given."""
     import torch
 
+    for part in name.split(".") if name else ():
+        found = outputs.get(part) if isinstance(outputs, Mapping) else getattr(outputs, part, None)
+        if found is None:
+            raise KeyError(f"the model returned no output {name!r}: {type(outputs).__name__}")
+        outputs = found
     if isinstance(outputs, torch.Tensor):
         return outputs
     if isinstance(outputs, Mapping):

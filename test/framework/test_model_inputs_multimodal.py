@@ -1,5 +1,5 @@
 """Multimodal input recipes (test/common/model_inputs.py): image tokens in the text,
-stacked and patchified pixels, query embeddings and the companion arguments.
+stacked and patchified pixels and the companion arguments.
 
 These need torch (a second to import), hence `slow`; no model is built.
 """
@@ -82,26 +82,6 @@ def test_patchified_images_with_their_grid_mask_and_positions() -> None:
     assert inputs["pixel_position_ids"].shape == (2, 6, 2)
 
 
-def test_query_embeddings_with_encoder_states() -> None:
-    recipe = InputRecipe(
-        "embeddings",
-        input_name="query_embeds",
-        embedding_size=16,
-        encoder_width=24,
-        decoder_ids=True,
-        companions=("encoder_hidden_states",),
-    )
-    inputs = model_inputs.make_inputs(recipe)
-    assert {name: tuple(t.shape) for name, t in inputs.items()} == {
-        "query_embeds": (2, 8, 16),
-        "encoder_hidden_states": (2, 8, 24),
-    }
-    assert inputs["query_embeds"].is_floating_point()
-    assert InputRecipe("embeddings").main_input == "inputs_embeds"
-    empty = model_inputs.bad_inputs(recipe)["empty"]
-    assert empty["query_embeds"].shape == (2, 8, 0)
-
-
 def test_qformer_ids_are_text_ids() -> None:
     recipe = InputRecipe(
         "text+image", low_token=3, vocab_size=30, companions=("qformer_input_ids",)
@@ -119,9 +99,7 @@ class _QFormerModel:
 
     def __init__(self) -> None:
         vision = SimpleNamespace(image_size=32, patch_size=8, num_channels=3)
-        self.config = SimpleNamespace(
-            vision_config=vision, image_token_index=60, hidden_size=16, encoder_hidden_size=24
-        )
+        self.config = SimpleNamespace(vision_config=vision, image_token_index=60)
 
     def forward(self, pixel_values=None, input_ids=None, qformer_input_ids=None):
         return None
@@ -134,7 +112,6 @@ def test_the_multimodal_guess_reads_the_config_and_the_signature() -> None:
     recipe = model_inputs.recipe_for(_QFormerModel(), {"image_tokens": 4})
     assert recipe.kind == "text"
     assert (recipe.image_token_id, recipe.patch_size) == (60, 8)
-    assert (recipe.embedding_size, recipe.encoder_width) == (16, 24)
     assert recipe.companions == ("qformer_input_ids",)
     assert recipe.image_tokens == 4
     declared = model_inputs.recipe_for(

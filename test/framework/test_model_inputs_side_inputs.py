@@ -1,5 +1,5 @@
 """Input recipes of vision models with more than one input (test/common/model_inputs.py):
-the text+video and embeddings kinds, `id_inputs` and `image_inputs`.
+the text+video kind, `id_inputs` and `image_inputs`.
 
 These need torch (a second to import), hence `slow`; no model is built.
 """
@@ -34,16 +34,6 @@ def test_text_and_video_give_token_ids_and_a_clip() -> None:
         "attention_mask": (2, 8),
         "pixel_values": (2, 3, 3, 16, 16),
     }
-
-
-def test_embeddings_are_float_vectors_under_the_input_name() -> None:
-    recipe = InputRecipe("embeddings", input_name="inputs", feature_size=32, sequence_length=5)
-    inputs = model_inputs.make_inputs(recipe)
-    assert tuple(inputs["inputs"].shape) == (2, 5, 32)
-    assert inputs["inputs"].is_floating_point()
-    assert InputRecipe("embeddings").main_input == "inputs_embeds"
-    # Malformed variants break the embeddings, the main input.
-    assert model_inputs.bad_inputs(recipe)["wrong rank"]["inputs"].ndim == 2
 
 
 def test_side_inputs_sit_beside_the_main_input() -> None:

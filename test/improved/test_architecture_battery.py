@@ -91,7 +91,7 @@ class Subject:
     def cpu_reference(self) -> Any:
         """The primary output on CPU, float32: what every device is compared with."""
         self.model.to("cpu")
-        return primary(run(self.model, self.inputs, "cpu"))
+        return primary(run(self.model, self.inputs, "cpu"), self.recipe)
 
 
 #: How often this worker built each architecture's subject: once, or the
@@ -124,7 +124,9 @@ def _record_tiny_weights(record_property: Any) -> None:
     record_property("model_weights", "tiny")
 
 
-def run(model: Any, inputs: dict[str, Any], device: str, dtype: Any = None) -> Any:
+def run(
+    model: Any, inputs: dict[str, Any], device: str, dtype: Any = None, keep: tuple[str, ...] = ()
+) -> Any:
     import torch
 
     from test.common.model_inputs import forward_parameters, to_device
@@ -133,13 +135,14 @@ def run(model: Any, inputs: dict[str, Any], device: str, dtype: Any = None) -> A
     # (attention + Mamba/linear) models whose tiny stack has no attention layer first.
     options = {"use_cache": False} if "use_cache" in forward_parameters(model) else {}
     with torch.no_grad():
-        return model(**to_device(inputs, device, dtype), **options)
+        return model(**to_device(inputs, device, dtype, keep), **options)
 
 
-def primary(outputs: Any) -> Any:
+def primary(outputs: Any, recipe: Any) -> Any:
+    """The output the checks compare: the recipe's `output`, else the first tensor."""
     from test.common.model_inputs import primary_output
 
-    tensor = primary_output(outputs)
+    tensor = primary_output(outputs, recipe.output)
     assert tensor is not None, f"the model returned no tensor: {type(outputs).__name__}"
     return tensor
 
@@ -178,23 +181,23 @@ def test_round_trip(architecture: str, subject: Subject, device: str) -> None:
     model = on(subject, device)
     reloaded = AutoModel.from_pretrained(subject.tiny.path, use_safetensors=True)
     reloaded = reloaded.to(device).eval()
-    original = primary(run(model, subject.inputs, device))
-    again = primary(run(reloaded, subject.inputs, device))
+    original = primary(run(model, subject.inputs, device), subject.recipe)
+    again = primary(run(reloaded, subject.inputs, device), subject.recipe)
     assert torch.equal(original, again), "the reloaded model gives different outputs"
 
 
 def test_forward(architecture: str, subject: Subject, device: str) -> None:
     import torch
 
-    from test.common.model_inputs import packed_singles
+    from test.common.model_inputs import item_singles, packs_items
 
     model = on(subject, device)
     outputs = run(model, subject.inputs, device)
-    output = primary(outputs)
+    output = primary(outputs, subject.recipe)
     assert torch.isfinite(output).all(), "the output contains NaN or inf"
-    if subject.recipe.kind == "packed-patches":
-        # Two images packed into one run of rows: the output holds both images' rows.
-        singles = packed_singles(subject.recipe, subject.inputs)
+    if packs_items(subject.recipe):
+        # Two items packed into one run of rows: the output holds both items' rows.
+        singles = item_singles(subject.recipe, subject.inputs)
         _items_of_batch(subject, model, device, output, singles)
     else:
         assert output.shape[0] == 2, f"batch of 2 gave an output of shape {tuple(output.shape)}"
@@ -212,8 +215,8 @@ def test_determinism(architecture: str, subject: Subject, device: str) -> None:
     import torch
 
     model = on(subject, device)
-    first = primary(run(model, subject.inputs, device))
-    second = primary(run(model, subject.inputs, device))
+    first = primary(run(model, subject.inputs, device), subject.recipe)
+    second = primary(run(model, subject.inputs, device), subject.recipe)
     assert torch.equal(first, second), "two eval-mode forwards differ"
 
 
@@ -223,7 +226,7 @@ def _items_of_batch(
     """(the batch output's part for each item, that item's output alone)."""
     from test.common.model_inputs import batch_items
 
-    alone = [primary(run(model, single, device)) for single in singles]
+    alone = [primary(run(model, single, device), subject.recipe) for single in singles]
     return list(zip(batch_items(subject.recipe, batched, alone), alone, strict=True))
 
 
@@ -232,7 +235,7 @@ def test_batch_consistency(architecture: str, subject: Subject, device: str) -> 
 
     model = on(subject, device)
     batch, singles, padding = padded_text_batch(subject.recipe)
-    batched = primary(run(model, batch, device))
+    batched = primary(run(model, batch, device), subject.recipe)
     items = _items_of_batch(subject, model, device, batched, singles)
     for index, (item, alone) in enumerate(items):
         if index == 1 and padding and item.shape != alone.shape and item.ndim >= 2:
@@ -246,7 +249,7 @@ def test_bad_input(architecture: str, subject: Subject, device: str) -> None:
 
     model = on(subject, device)
     # The well-formed batch must work, or an exception below would prove nothing.
-    primary(run(model, subject.inputs, device))
+    primary(run(model, subject.inputs, device), subject.recipe)
     accepted, silent = [], []
     for problem, inputs in bad_inputs(subject.recipe).items():
         try:
@@ -263,9 +266,11 @@ def test_bad_input(architecture: str, subject: Subject, device: str) -> None:
 def test_reduced_precision(architecture: str, subject: Subject, device: str) -> None:
     import torch
 
-    reference = primary(run(on(subject, device), subject.inputs, device))
+    reference = primary(run(on(subject, device), subject.inputs, device), subject.recipe)
     model = bfloat16_model(subject, device)
-    reduced = primary(run(model, subject.inputs, device, dtype=torch.bfloat16))
+    keep = subject.recipe.float32_inputs
+    reduced = run(model, subject.inputs, device, dtype=torch.bfloat16, keep=keep)
+    reduced = primary(reduced, subject.recipe)
     if not reference.is_floating_point():
         # Discrete outputs (a codec's audio codes) have no relative error: the same codes.
         assert torch.equal(reduced.cpu(), reference.cpu()), "bfloat16 gives different codes"
