@@ -16,9 +16,7 @@ row's `tensors` table: Q-Former queries, RL states), latents (the continuous
 (batch, size, steps) states a codec decoder or a post-encoder head takes, sized from
 the config).  Audio models that also read text or a spectrogram of the same audio
 (CLAP, codecs with a semantic branch) get those beside their main input; text+video (token
-ids and a 5-D clip: video grounding).  `id_inputs`, `image_inputs` and `ones_inputs` add
-more token-id, image-shaped and all-ones inputs beside the main one (OneFormer's task
-tokens, SegGPT's prompt image and mask, their masks).  Token ids are drawn
+ids and a 5-D clip: video grounding).  Token ids are drawn
 from a range that avoids every special token id of the config, so an image or pad
 token never appears by chance.
 
@@ -62,6 +60,8 @@ KINDS = (
 #: sides are even, as towers merge 2 x 2 patches.
 PACKED_GRIDS = ((1, 4, 4), (1, 4, 6))
 PACKED_LAYOUTS = ("rows", "strip")
+#: What a `tensors` entry may draw: token ids, other integers, floats.
+TENSOR_DTYPES = ("ids", "long", "float")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,13 +172,6 @@ class InputRecipe:
     #: `named_tensor`): LXMERT's region features, ViT-MAE's masking noise.  Kind
     #: "tensors" feeds only these; its main input is `input_name` or the first of them.
     tensors: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
-    #: More token-id inputs, by argument name: their lengths (OneFormer's task_inputs).
-    id_inputs: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    #: More float inputs shaped like pixel_values, by argument name (SegGPT's prompts).
-    image_inputs: tuple[str, ...] = ()
-    #: All-ones integer inputs, by argument name: their lengths, 0 for shape (batch,)
-    #: (the masks of `id_inputs`; OmDet-Turbo's one-class-per-image classes_structure).
-    ones_inputs: Mapping[str, int] = dataclasses.field(default_factory=dict)
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -447,25 +440,7 @@ def make_inputs(recipe: InputRecipe, batch: int = 2, *, seed: int = SEED) -> dic
     for name in recipe.companions:
         inputs[name] = COMPANIONS[name](recipe, inputs, batch, seed)
     for index, (name, spec) in enumerate(recipe.tensors.items()):
-        inputs[name] = named_tensor(spec, batch, seed + 2 + index)
-    inputs.update(_side_inputs(recipe, batch, seed, generator))
-    return inputs
-
-
-def _side_inputs(recipe: InputRecipe, batch: int, seed: int, generator: Any) -> dict[str, Any]:
-    """Inputs beside the kind's own: more token ids (`id_inputs`), all-ones masks
-    (`ones_inputs`) and more image-shaped tensors (`image_inputs`)."""
-    import torch
-
-    inputs: dict[str, Any] = {}
-    for offset, (name, length) in enumerate(recipe.id_inputs.items(), start=2):
-        inputs[name] = _token_ids(recipe, batch, length, seed + offset)
-    for name, length in recipe.ones_inputs.items():
-        inputs[name] = torch.ones((batch, length) if length else (batch,), dtype=torch.long)
-    width = recipe.image_width or recipe.image_size
-    for name in recipe.image_inputs:
-        shape = (batch, recipe.channels, recipe.image_size, width)
-        inputs[name] = torch.randn(shape, generator=generator)
+        inputs[name] = named_tensor(spec, batch, seed + 2 + index, recipe)
     return inputs
 
 
@@ -621,15 +596,28 @@ COMPANIONS: dict[str, Any] = {
 }
 
 
-def named_tensor(spec: Mapping[str, Any], batch: int, seed: int) -> Any:
+def named_tensor(
+    spec: Mapping[str, Any], batch: int, seed: int, recipe: InputRecipe | None = None
+) -> Any:
     """One input of a recipe's `tensors` table: `shape` is one item's (the batch comes
-    first); `dtype` "long" draws integers in [low, high); "float" (the default) draws
-    uniformly in [low, high) where `high` is given, else from a standard normal."""
+    first); `fill` gives a constant (masks of ones); `dtype` "ids" draws token ids as the
+    text kinds do (the recipe's range, no special token), "long" draws integers in
+    [low, high), "float" (the default) draws uniformly in [low, high) where `high` is
+    given, else from a standard normal."""
     import torch
 
     shape = (batch, *spec["shape"])
     generator = _generator(seed)
-    if spec.get("dtype", "float") == "long":
+    dtype = spec.get("dtype", "float")
+    if dtype not in TENSOR_DTYPES:
+        raise ValueError(f"unknown tensor dtype {dtype!r}; known: {TENSOR_DTYPES}")
+    if "fill" in spec:
+        kind = torch.float32 if dtype == "float" else torch.long
+        return torch.full(shape, spec["fill"], dtype=kind)
+    if dtype == "ids":
+        recipe = recipe or InputRecipe("tensors")
+        return torch.randint(recipe.low_token, recipe.vocab_size, shape, generator=generator)
+    if dtype == "long":
         return torch.randint(spec.get("low", 0), spec["high"], shape, generator=generator)
     if "high" in spec:
         low = spec.get("low", 0.0)

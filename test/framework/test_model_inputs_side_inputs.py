@@ -1,5 +1,5 @@
 """Input recipes of vision models with more than one input (test/common/model_inputs.py):
-the text+video kind, `id_inputs` and `image_inputs`.
+the text+video kind, and `tensors` beside another kind (ids, constants, floats).
 
 These need torch (a second to import), hence `slow`; no model is built.
 """
@@ -36,23 +36,25 @@ def test_text_and_video_give_token_ids_and_a_clip() -> None:
     }
 
 
-def test_side_inputs_sit_beside_the_main_input() -> None:
+def test_tensors_beside_the_main_input_draw_ids_constants_and_floats() -> None:
     recipe = InputRecipe(
         "image",
         image_size=16,
         image_width=8,
         low_token=3,
         vocab_size=9,
-        id_inputs={"task_inputs": 7},
-        image_inputs=("prompt_pixel_values", "prompt_masks"),
-        ones_inputs={"task_mask": 7, "classes_structure": 0},
+        tensors={
+            "task_inputs": {"shape": [7], "dtype": "ids"},
+            "prompt_pixel_values": {"shape": [3, 16, 8]},
+            "task_mask": {"shape": [7], "dtype": "long", "fill": 1},
+            "classes_structure": {"shape": [], "dtype": "long", "fill": 1},
+        },
     )
     inputs = model_inputs.make_inputs(recipe)
     assert {name: tuple(tensor.shape) for name, tensor in inputs.items()} == {
         "pixel_values": (2, 3, 16, 8),
         "task_inputs": (2, 7),
         "prompt_pixel_values": (2, 3, 16, 8),
-        "prompt_masks": (2, 3, 16, 8),
         "task_mask": (2, 7),
         "classes_structure": (2,),
     }
@@ -63,9 +65,15 @@ def test_side_inputs_sit_beside_the_main_input() -> None:
     assert int(ids.max()) < 9
     # The prompt is not a copy of the image.
     assert not bool((inputs["prompt_pixel_values"] == inputs["pixel_values"]).all())
-    # Each item alone keeps its own side inputs.
+    # Each item alone keeps its own extra inputs.
     _, singles, _ = model_inputs.padded_text_batch(recipe)
     assert (singles[1]["task_inputs"] == ids[1:]).all()
+
+
+def test_unknown_tensor_dtype_is_an_error() -> None:
+    recipe = InputRecipe("tensors", tensors={"x": {"shape": [2], "dtype": "int8"}})
+    with pytest.raises(ValueError, match="unknown tensor dtype 'int8'"):
+        model_inputs.make_inputs(recipe)
 
 
 class _PairModel:
@@ -82,7 +90,6 @@ class _PairModel:
 
 
 def test_row_lists_become_tuples_in_the_recipe() -> None:
-    recipe = model_inputs.recipe_for(_PairModel(), {"image_inputs": ["prompt_masks"]})
+    recipe = model_inputs.recipe_for(_PairModel(), {"patch_grid": [4, 4]})
     assert recipe.kind == "image"
-    assert recipe.image_inputs == ("prompt_masks",)
-    assert _shapes(recipe) == {"pixel_values": (2, 3, 32, 32), "prompt_masks": (2, 3, 32, 32)}
+    assert recipe.patch_grid == (4, 4)
