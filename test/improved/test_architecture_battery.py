@@ -198,7 +198,7 @@ def test_forward(architecture: str, subject: Subject, device: str) -> None:
     if packs_items(subject.recipe):
         # Two items packed into one run of rows: the output holds both items' rows.
         singles = item_singles(subject.recipe, subject.inputs)
-        _items_of_batch(subject, model, device, output, singles)
+        _items_of_batch(subject, model, device, output, singles)  # asserts the rows add up
     else:
         assert output.shape[0] == 2, f"batch of 2 gave an output of shape {tuple(output.shape)}"
     hidden = getattr(outputs, "last_hidden_state", None)
@@ -294,6 +294,8 @@ def bfloat16_model(subject: Subject, device: str) -> Any:
     from transformers import AutoModel
 
     if getattr(subject.model, "_keep_in_fp32_modules_strict", None):
-        reloaded = AutoModel.from_pretrained(subject.tiny.path, dtype=torch.bfloat16)
+        reloaded = AutoModel.from_pretrained(
+            subject.tiny.path, dtype=torch.bfloat16, use_safetensors=True
+        )
         return reloaded.to(device).eval()
     return copy.deepcopy(subject.model).to(device=device, dtype=torch.bfloat16)
