@@ -172,7 +172,6 @@ class InputRecipe:
     #: `named_tensor`): LXMERT's region features, ViT-MAE's masking noise.  Kind
     #: "tensors" feeds only these; its main input is `input_name` or the first of them.
     tensors: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
-    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def main_input(self) -> str:
@@ -192,6 +191,10 @@ class InputRecipe:
             "latents": "latents",
             "text+video": "input_ids",
         }[self.kind]
+
+
+#: What a registry row's `inputs` table may set (checked when the registry loads).
+RECIPE_FIELDS = frozenset(field.name for field in dataclasses.fields(InputRecipe))
 
 
 def forward_parameters(model: Any) -> set[str]:
@@ -345,14 +348,13 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
     guessed.update(_multimodal_guess(config, vision, parameters))
     if (row.get("kind") or guessed["kind"]) == "latents":
         guessed.update(_latents_guess(config))
-    fields = {field.name for field in dataclasses.fields(InputRecipe)}
-    extra = {key: value for key, value in row.items() if key not in fields}
+    unknown_fields = set(row) - RECIPE_FIELDS
+    if unknown_fields:
+        raise ValueError(
+            f"unknown input recipe fields {sorted(unknown_fields)}; known: {sorted(RECIPE_FIELDS)}"
+        )
     # TOML arrays are lists; the frozen recipe keeps tuples.
-    known = {
-        key: tuple(value) if isinstance(value, list) else value
-        for key, value in row.items()
-        if key in fields
-    }
+    known = {key: tuple(value) if isinstance(value, list) else value for key, value in row.items()}
     if known.get("packed_layout", "rows") not in PACKED_LAYOUTS:
         raise ValueError(
             f"unknown packed_layout {known['packed_layout']!r}; known: {PACKED_LAYOUTS}"
@@ -360,7 +362,7 @@ def recipe_for(model: Any, row_inputs: Mapping[str, Any] | None = None) -> Input
     unknown = set(known.get("companions", ())) - set(COMPANIONS)
     if unknown:
         raise ValueError(f"unknown companion inputs {sorted(unknown)}; known: {sorted(COMPANIONS)}")
-    return InputRecipe(**{**guessed, **known, "extra": extra})
+    return InputRecipe(**{**guessed, **known})
 
 
 def _generator(seed: int) -> Any:

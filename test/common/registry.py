@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from test.common.model_inputs import RECIPE_FIELDS
 from test.common.transformers_catalog import Catalog, load_catalog
 
 COMMON_DIR = Path(__file__).parent
@@ -195,6 +196,8 @@ def _check_keys(path: Path, model_type: str, row: Any, allowed: frozenset[str]) 
 
 def _check_row(path: Path, model_type: str, row: dict[str, Any]) -> None:
     _check_keys(path, model_type, row, ROW_KEYS)
+    # A misspelt recipe field would otherwise be ignored, and the model fed the default.
+    _check_keys(path, f"{model_type}.inputs", row.get("inputs", {}), RECIPE_FIELDS)
     modality = row.get("modality")
     if modality is not None and modality not in MODALITIES:
         raise RegistryError(

@@ -64,4 +64,11 @@ def test_a_row_sets_the_tensors_table() -> None:
     )
     recipe = model_inputs.recipe_for(model, {"kind": "tensors", "tensors": TRAJECTORY})
     assert recipe.tensors == TRAJECTORY
-    assert not recipe.extra
+
+
+def test_a_misspelt_recipe_field_is_an_error() -> None:
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(config=SimpleNamespace(), forward=lambda x=None: None, modules=list)
+    with pytest.raises(ValueError, match=r"unknown input recipe fields \['tensor'\]"):
+        model_inputs.recipe_for(model, {"kind": "tensors", "tensor": TRAJECTORY})

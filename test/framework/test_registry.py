@@ -90,6 +90,7 @@ def test_whole_battery_xfail_status() -> None:
         ({"gamma": {}}, {}, "architectures.toml: ['gamma'] are not AutoModel"),
         ({}, {"gamma": {"task": "x"}}, "converted_models.toml: ['gamma'] are not AutoModel"),
         ({"alpha": {"colour": "red"}}, {}, "unknown keys ['colour']"),
+        ({"alpha": {"inputs": {"fames": 32}}}, {}, "[alpha.inputs] has unknown keys ['fames']"),
         ({"alpha": {"modality": "smell"}}, {}, "modality 'smell' is not one of"),
         ({"alpha": {"expected_failures": {"fly": "no wings"}}}, {}, "unknown tests ['fly']"),
         ({"alpha": {"expected_failure": " "}}, {}, "expected_failure needs a reason"),
