@@ -208,11 +208,12 @@ def _function_source(item: pytest.Item) -> tuple[str, int | None]:
     """
     function = getattr(item, "function", None)
     sources = item.session.stash.setdefault(_SOURCES, {})
-    if function is None or function not in sources:
+    if function is None:
+        path, line = item.reportinfo()[:2]
+        return os.fspath(path), line
+    if function not in sources:
         path, line = item.reportinfo()[:2]
         relative = item.session._node_location_to_relpath(Path(path))
-        if function is None:
-            return os.fspath(path), line
         sources[function] = (os.fspath(path), line, relative)
     path, line, relative = sources[function]
     if "location" not in item.__dict__:
