@@ -9,9 +9,11 @@ divide the heads, special token ids moved inside the shrunk vocabulary, per-laye
 lists cut to the new depth.  What a rule cannot guess is a registry row
 (test/common/architectures.toml: `config_overrides`).
 
-`build_tiny_model(model_type)` builds the AutoModel from that config with a fixed
-seed, saves it with `save_pretrained` (safetensors) and loads it back with
-`from_pretrained`: the loading path real checkpoints take.
+`build_tiny_model(model_type)` builds the AutoModel from that config, gives every
+weight a value keyed by its name and shape (test/common/weights.py: independent of
+the order in which `_init_weights` draws from the RNG), saves it with
+`save_pretrained` (safetensors) and loads it back with `from_pretrained`: the
+loading path real checkpoints take.
 
 torch and transformers are imported lazily: collecting the gated battery must not
 import them.
@@ -524,16 +526,23 @@ def build_tiny_model(
     overrides: dict[str, Any] | None = None,
     save_dir: pathlib.Path | None = None,
 ) -> TinyModel:
-    """Build `model_type`'s AutoModel from its tiny config (seeded), save it with
-    safetensors, load it back with `from_pretrained` and return it in eval mode on
+    """Build `model_type`'s AutoModel from its tiny config with keyed weights, save
+    it with safetensors, load it back with `from_pretrained` and return it in eval mode on
     `device`.  Without `save_dir` the files go to a temporary directory that lives as
     long as the process needs it (deleted at exit)."""
     import torch
     from transformers import AutoModel
 
+    from test.common.weights import assign_keyed_weights
+
     config = tiny_config(model_type, **(overrides or {}))
     torch.manual_seed(SEED)
     built = AutoModel.from_config(config)
+    # A second build under another seed tells drawn values from computed ones.
+    torch.manual_seed(SEED + 1)
+    twin = AutoModel.from_config(config)
+    assign_keyed_weights(built, twin)
+    del twin
     if save_dir is None:
         save_dir = pathlib.Path(_scratch().name) / model_type
     built.save_pretrained(save_dir, safe_serialization=True)
