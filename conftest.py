@@ -21,4 +21,5 @@ pytest_plugins = [
     "test.common.model_source",
     "test.common.worker_records",
     "test.common.benchmark_plugin",
+    "test.common.golden_plugin",
 ]

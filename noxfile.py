@@ -56,14 +56,16 @@ def _run_pytest(
     models: bool = False,
     device: str = "auto",
     extra_packages: tuple[str, ...] = (),
+    paths: tuple[str, ...] = ("test/improved",),
 ) -> None:
-    """Install the pinned tools (and the model stack when `models`), then run pytest."""
+    """Install the pinned tools (and the model stack when `models`), then run pytest
+    (on `paths` when `models`)."""
     _install(session, *TEST_TOOLS, *(MODEL_STACK if models else ()), *extra_packages)
     # Every session runs the slow tests and many hypothesis examples; a bare
     # `pytest` skips the former and tries few of the latter.
     command = ["pytest", "--run-slow", "--hypothesis-profile=thorough", *args]
     if models:
-        command += ["--run-model-tests", f"--device={device}", "test/improved"]
+        command += ["--run-model-tests", f"--device={device}", *paths]
     # pytest exits 5 when nothing was collected.  For the whole suite that means
     # tests went missing (a failure); for a run narrowed by `-- -k ...` or an
     # empty shard it only means the filter matched nothing.
@@ -126,6 +128,23 @@ def baselines(session: nox.Session) -> None:
     _run_pytest(session, "-m", "benchmark", "--update-baselines", models=True, device="auto")
 
 
+@nox.session(default=False, tags=["goldens"])
+def goldens(session: nox.Session) -> None:
+    """Record or refresh the battery's golden outputs (CPU, float32) and print the table
+    of architectures added, changed (by how much), unchanged and removed.
+
+    Review the diff of test/common/data/goldens/ before committing it
+    (docs/GOLDENS.md: the upgrade story).  `-- -k bert` refreshes a few."""
+    _run_pytest(
+        session,
+        *PARALLEL,
+        "--update-goldens",
+        models=True,
+        device="cpu",
+        paths=("test/improved/test_architecture_battery.py::test_golden",),
+    )
+
+
 @nox.session(default=False, tags=["ci", "coverage"])
 def coverage(session: nox.Session) -> None:
     """Framework tests under coverage: terminal, htmlcov/, coverage.xml; fails under the floor.
@@ -148,6 +167,8 @@ def coverage(session: nox.Session) -> None:
         "test/framework",
         "test/improved/test_architecture_battery.py",
         "test/improved/test_minilm_real_weights.py",
+        "test/improved/test_keyed_weights.py",
+        "test/improved/test_fault_injection.py",
         *(f"test/improved/test_hf_{arch}_improved.py" for arch in COVERAGE_ARCHITECTURES),
         extra_packages=MODEL_STACK,
     )

@@ -1,12 +1,16 @@
 """Plugin: the end-of-run line of the architecture battery.
 
     architectures: 605 total, 560 passed, 40 xfailed, 3 failed, 2 skipped
+    golden: 540 architectures pinned by a golden and matching it, 2 moved, 40 xfailed
+    attention paths: 430 architectures agree across eager/sdpa/flex_attention, 1 xfailed
 
 An architecture passes when all its battery tests pass; it fails when one fails
 (xpass of a strict xfail included), is xfailed when one is an expected failure, and
 skipped otherwise.  N is the registry's count, so an architecture that produced no
 report at all is shown as "not run" rather than silently left out.  The failures
-follow, one line each.
+follow, one line each.  The `golden` and `attention_paths` checks get a line of their
+own: how many architectures are pinned by a golden, and how many compare attention
+implementations.
 
 Works under pytest-xdist: every battery item carries ("architecture", model_type) in
 its user_properties from collection on, and user_properties travel with each
@@ -24,6 +28,14 @@ import pytest
 ARCHITECTURE_PROPERTY = "architecture"
 PARAMETERS_PROPERTY = "parameters"
 OUTCOME_ORDER = ("failed", "xfailed", "skipped", "passed")
+#: Checks whose outcomes get a line of their own: (test function, how a pass reads).
+COUNTED_CHECKS = (
+    ("test_golden", "golden: {passed} architectures pinned by a golden and matching it"),
+    (
+        "test_attention_paths",
+        "attention paths: {passed} architectures agree across their attention implementations",
+    ),
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -61,6 +73,7 @@ class BatteryTally:
     outcomes: dict[str, collections.Counter[str]] = dataclasses.field(default_factory=dict)
     failures: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     parameters: dict[str, int] = dataclasses.field(default_factory=dict)
+    checks: dict[str, collections.Counter[str]] = dataclasses.field(default_factory=dict)
 
     def add(self, report: Any) -> None:
         model_type = architecture_of(report)
@@ -71,6 +84,8 @@ class BatteryTally:
             if name == PARAMETERS_PROPERTY:
                 self.parameters[model_type] = int(value)
         self.outcomes.setdefault(model_type, collections.Counter())[outcome] += 1
+        check = str(getattr(report, "nodeid", "")).split("::")[-1].split("[")[0]
+        self.checks.setdefault(check, collections.Counter())[outcome] += 1
         if outcome == "failed":
             message = _short_message(report)
             self.failures.setdefault(model_type, []).append(f"{report.nodeid}: {message}")
@@ -80,7 +95,9 @@ class BatteryTally:
         for outcome in ("failed", "xfailed"):
             if counts[outcome]:
                 return outcome
-        return "skipped" if counts["skipped"] else "passed"
+        # A check skipped beside passing ones (flex attention not compared on this
+        # device) leaves the architecture passing; skipped means nothing ran.
+        return "skipped" if counts["skipped"] and not counts["passed"] else "passed"
 
     def summary(self, total: int) -> str:
         verdicts = collections.Counter(self.verdict(mt) for mt in self.outcomes)
@@ -91,6 +108,17 @@ class BatteryTally:
         )
         not_run = total - len(self.outcomes)
         return line + (f", {not_run} not run (deselected)" if not_run > 0 else "")
+
+    def check_lines(self) -> list[str]:
+        """One line per counted check that ran: passes, then what did not pass."""
+        lines = []
+        for check, passed_text in COUNTED_CHECKS:
+            counts = self.checks.get(check)
+            if not counts:
+                continue
+            others = [f"{counts[o]} {o}" for o in ("failed", "xfailed", "skipped") if counts[o]]
+            lines.append(", ".join([passed_text.format(passed=counts["passed"]), *others]))
+        return lines
 
     def largest(self) -> str | None:
         """The passing tiny model with the most parameters (recorded by test_loads)."""
@@ -126,6 +154,8 @@ class BatteryReporter:
             return
         terminalreporter.write_sep("-", "architecture battery")
         terminalreporter.write_line(self.tally.summary(registry_size()))
+        for line in self.tally.check_lines():
+            terminalreporter.write_line(line)
         largest = self.tally.largest()
         if largest:
             terminalreporter.write_line(largest)

@@ -62,6 +62,8 @@ BATTERY_TESTS = (
     "batch_consistency",
     "bad_input",
     "reduced_precision",
+    "golden",
+    "attention_paths",
 )
 ROW_KEYS = frozenset(
     {

@@ -11,10 +11,15 @@ runtime mappings (test/improved/test_catalog_matches_runtime.py).
 from __future__ import annotations
 
 import ast
+import bisect
 import functools
+import hashlib
 import importlib.util
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class CatalogError(RuntimeError):
@@ -122,3 +127,106 @@ def load_catalog() -> Catalog:
         if not mappings.get(required):
             raise CatalogError(f"could not read {required} from {auto_dir}")
     return Catalog(auto_dir.parent.parent, mappings)
+
+
+# -- attention implementations -----------------------------------------------------------
+
+#: The attention implementations the battery compares, with the class attribute that
+#: declares support for each (eager is always there).
+ATTENTION_FLAGS = (("sdpa", "_supports_sdpa"), ("flex_attention", "_supports_flex_attn"))
+_BASE_NAME = re.compile(r"[\w.]+")
+
+
+def _find_all(text: str, needle: str) -> list[int]:
+    positions, start = [], text.find(needle)
+    while start != -1:
+        positions.append(start)
+        start = text.find(needle, start + 1)
+    return positions
+
+
+def _class_headers(text: str) -> list[tuple[int, str, list[str]]]:
+    """(offset, name, base names) of every top-level class of a source file."""
+    headers = []
+    for start in _find_all(text, "\nclass "):
+        end = text.find(":\n", start)
+        header = text[start + len("\nclass ") : end]
+        name, _, bases = header.partition("(")
+        names = [m.group(0).split(".")[-1] for m in _BASE_NAME.finditer(bases.split(")")[0])]
+        headers.append((start, name.strip(), names))
+    return headers
+
+
+def read_attention_flags(text: str) -> dict[str, tuple[list[str], dict[str, bool]]]:
+    """class -> (bases, {flag: value}) for the `_supports_*` flags set in a class body.
+
+    Found with str.find, not `ast`: parsing every modeling file costs seconds, and the
+    flags are plain `    _supports_sdpa = True` lines (chains like `a = b = True` too)."""
+    headers = _class_headers(text)
+    classes = {name: (bases, {}) for _, name, bases in headers}
+    offsets = [offset for offset, _, _ in headers]
+    flags = {flag for _, flag in ATTENTION_FLAGS}
+    for position in _find_all(text, "\n    _supports_"):
+        line = text[position + 1 : text.find("\n", position + 1)]
+        *targets, value = [part.strip() for part in line.split("#")[0].split("=")]
+        owner = bisect.bisect_left(offsets, position) - 1
+        if value not in ("True", "False") or owner < 0:
+            continue
+        for flag in flags.intersection(targets):
+            classes[headers[owner][1]][1][flag] = value == "True"
+    return classes
+
+
+@functools.cache
+def _attention_index() -> dict[str, tuple[list[str], dict[str, bool]]]:
+    """Every class of every modeling file of the installed transformers (cached)."""
+    index: dict[str, tuple[list[str], dict[str, bool]]] = {}
+    for path in sorted((transformers_dir() / "models").glob("*/modeling_*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "_supports_" in text:
+            for name, info in read_attention_flags(text).items():
+                index.setdefault(name, info)
+    return index
+
+
+def _flag(index: Mapping[str, Any], name: str, flag: str, depth: int = 0) -> bool:
+    if name not in index or depth > 20:
+        return False  # PreTrainedModel itself: every flag defaults to False
+    bases, flags = index[name]
+    if flag in flags:
+        return flags[flag]
+    return any(_flag(index, base, flag, depth + 1) for base in bases)
+
+
+def attention_implementations(class_name: str) -> tuple[str, ...]:
+    """The attention implementations model class `class_name` declares: eager first."""
+    index = _attention_index()
+    declared = [path for path, flag in ATTENTION_FLAGS if _flag(index, class_name, flag)]
+    return ("eager", *declared)
+
+
+def attention_paths_by_model_type(cache: Any = None) -> dict[str, tuple[str, ...]]:
+    """model_type -> attention_implementations of its AutoModel class, for every
+    architecture; `cache` is pytest's (config.cache), keyed by the transformers
+    installation, since scanning the sources costs ~0.2 s."""
+    key = f"hf-suite/attention-paths/{_installation_key()}"
+    cached = cache.get(key, None) if cache is not None else None
+    if isinstance(cached, dict) and cached:
+        return {name: tuple(paths) for name, paths in cached.items()}
+    found = {
+        model_type: attention_implementations(class_name)
+        for model_type, class_name in load_catalog().base_model_classes.items()
+    }
+    if cache is not None:
+        cache.set(key, {name: list(paths) for name, paths in found.items()})
+    return found
+
+
+def _installation_key() -> str:
+    """Where transformers is installed and which version: a changed install, a new key."""
+    from importlib import metadata
+
+    directory = transformers_dir()
+    version = metadata.version("transformers")
+    stamp = int((directory / "__init__.py").stat().st_mtime)
+    return hashlib.sha256(f"{directory}:{version}:{stamp}".encode()).hexdigest()[:16]

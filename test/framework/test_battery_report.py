@@ -87,7 +87,9 @@ def report(outcome: str, when: str = "call", **extra: object) -> SimpleNamespace
         ([report("passed"), report("failed", "teardown")], "failed"),
         ([report("skipped", wasxfail="known"), report("passed")], "xfailed"),
         ([report("passed", wasxfail="known")], "failed"),  # strict xpass
-        ([report("skipped", "setup"), report("passed")], "skipped"),
+        # A check skipped beside passing ones (flex attention on the CPU) still passes.
+        ([report("skipped", "setup"), report("passed")], "passed"),
+        ([report("skipped", "setup")], "skipped"),
     ],
 )
 def test_verdict_per_architecture(reports: list[SimpleNamespace], verdict: str) -> None:
@@ -123,3 +125,22 @@ def test_reports_without_architecture_are_ignored() -> None:
     tally = battery_report.BatteryTally()
     tally.add(SimpleNamespace(user_properties=[], when="call", passed=True, failed=False))
     assert not tally.outcomes
+
+
+def test_golden_and_attention_checks_get_a_line_each() -> None:
+    tally = battery_report.BatteryTally()
+    for check, architecture, outcome in (
+        ("test_golden", "bert", "passed"),
+        ("test_golden", "gpt2", "passed"),
+        ("test_golden", "vit", "failed"),
+        ("test_attention_paths", "bert", "passed"),
+        ("test_forward", "bert", "passed"),
+    ):
+        item = report(outcome)
+        item.user_properties = [("architecture", architecture)]
+        item.nodeid = f"t.py::{check}[{architecture}-cpu]"
+        tally.add(item)
+    assert tally.check_lines() == [
+        "golden: 2 architectures pinned by a golden and matching it, 1 failed",
+        "attention paths: 1 architectures agree across their attention implementations",
+    ]

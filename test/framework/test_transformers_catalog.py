@@ -78,3 +78,73 @@ def test_missing_transformers_is_reported(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(catalog_module.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(catalog_module.CatalogError, match="transformers is not installed"):
         catalog_module.transformers_dir()
+
+
+MODELING_SOURCE = """
+class PreTrainedModel(nn.Module):
+    pass
+
+
+class FooPreTrainedModel(PreTrainedModel):
+    config: FooConfig
+    _supports_sdpa = True
+    _supports_flash_attn = _supports_flex_attn = True  # a chain
+
+
+class FooModel(FooPreTrainedModel):
+    def forward(self):
+        _supports_sdpa = False  # a local in a method, not the class attribute
+        return None
+
+
+class BarModel(
+    modeling_utils.PreTrainedModel,
+):
+    _supports_flex_attn = False
+"""
+
+
+def test_attention_flags_are_read_from_class_bodies() -> None:
+    classes = catalog_module.read_attention_flags(MODELING_SOURCE)
+    assert classes["FooPreTrainedModel"] == (
+        ["PreTrainedModel"],
+        {"_supports_sdpa": True, "_supports_flex_attn": True},
+    )
+    assert classes["FooModel"] == (["FooPreTrainedModel"], {})
+    assert classes["BarModel"] == (["PreTrainedModel"], {"_supports_flex_attn": False})
+
+
+def test_attention_implementations_follow_the_bases(monkeypatch: pytest.MonkeyPatch) -> None:
+    index = catalog_module.read_attention_flags(MODELING_SOURCE)
+    monkeypatch.setattr(catalog_module, "_attention_index", lambda: index)
+    assert catalog_module.attention_implementations("FooModel") == (
+        "eager",
+        "sdpa",
+        "flex_attention",
+    )
+    assert catalog_module.attention_implementations("BarModel") == ("eager",)
+    assert catalog_module.attention_implementations("Unknown") == ("eager",)
+
+
+class _Cache:
+    """pytest's config.cache interface: get(key, default) and set(key, value)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def get(self, key: str, default: object) -> object:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: object) -> None:
+        self.values[key] = value
+
+
+def test_attention_paths_of_every_architecture_are_cached() -> None:
+    cache = _Cache()
+    found = catalog_module.attention_paths_by_model_type(cache)
+    assert found["bert"] == ("eager", "sdpa", "flex_attention")
+    assert found["resnet"] == ("eager",)
+    assert set(found) == set(catalog_module.load_catalog().model_types())
+    (key,) = cache.values
+    cache.values[key] = {"bert": ["eager"]}  # what the cache holds is what is used
+    assert catalog_module.attention_paths_by_model_type(cache) == {"bert": ("eager",)}
