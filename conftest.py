@@ -15,11 +15,11 @@ settings.load_profile("quick")
 
 pytest_plugins = [
     "pytester",
-    "test.common.gating",
-    "test.common.battery_report",
-    "test.common.sharding",
-    "test.common.model_source",
-    "test.common.worker_records",
-    "test.common.benchmark_plugin",
-    "test.common.golden_plugin",
+    "test.common.plugins.gating",
+    "test.common.plugins.battery_report",
+    "test.common.plugins.sharding",
+    "test.common.plugins.model_source",
+    "test.common.plugins.worker_records",
+    "test.common.plugins.benchmark_plugin",
+    "test.common.plugins.golden_plugin",
 ]

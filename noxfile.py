@@ -24,7 +24,9 @@ TEST_TOOLS = (
     "pytest-cov",
     "hypothesis",
     "pyyaml",
-    "scipy",  # the reference the Mann-Whitney U of test/common/regression.py is checked against
+    # scipy: the reference the Mann-Whitney U of test/common/performance/regression.py
+    # is checked against.
+    "scipy",
     "nox",  # test_ci_matrix.py asks nox which sessions exist
 )
 #: What loading and running models needs, on top of TEST_TOOLS.
@@ -37,7 +39,7 @@ MODEL_STACK = (
     "pillow",
 )
 #: Model sessions run in parallel: one xdist worker per core (capped by free memory,
-#: test/common/sharding.py), an architecture's battery tests together on one worker.
+#: test/common/plugins/sharding.py), an architecture's battery tests together on one worker.
 #: Split across CI runners with `nox -s models-cpu -- --shard-id K --num-shards N`.
 PARALLEL = ("-n", "auto", "--dist", "loadgroup")
 

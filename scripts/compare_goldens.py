@@ -2,7 +2,7 @@
 
     python scripts/compare_goldens.py BEFORE_DIR AFTER_DIR [--top 20]
 
-Reads both folders as the battery does (test/common/goldens.py; a corrupt file is
+Reads both folders as the battery does (test/common/correctness/goldens.py; a corrupt file is
 an error) and prints every architecture's movement from BEFORE to AFTER, largest
 first, then the count above the CPU tolerance.  Used to measure the drift between
 thread counts or machines, and to review a refresh before committing it
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from test.common import goldens  # noqa: E402
+from test.common.correctness import goldens  # noqa: E402
 
 
 def compare(before: Path, after: Path) -> tuple[list[tuple[str, goldens.Movement]], list[str]]:

@@ -5,9 +5,9 @@ Usage: python scripts/convert_tests_bulk.py [SOURCE_DIR] [--dry-run] [--report P
 Every file is read with `ast` only (scripts/legacy_reader.py), mapped to a
 model_type of the pinned transformers (scripts/legacy_mapping.py) and either
 converted or reported with the precise reason it was not.  Converted families
-become rows of test/common/converted_models.toml, which the registry merges;
+become rows of test/common/models/converted_models.toml, which the registry merges;
 where a family carries a task or checkpoint and has a PRIORITY_MODELS row, an
-improved test file is rendered from test/common/model_test_template.py
+improved test file is rendered from test/common/models/model_test_template.py
 (scripts/legacy_improved.py).  See docs/CONVERSION.md.
 """
 
@@ -44,7 +44,7 @@ from scripts.legacy_reader import (  # noqa: E402
     read_source,
 )
 
-OVERLAY = Path("test/common/converted_models.toml")
+OVERLAY = Path("test/common/models/converted_models.toml")
 DEFAULT_PATTERN = "test_hf_*.py"
 # Directories below SOURCE_DIR that hold this suite rather than legacy tests:
 # converted output (improved), helpers (common), framework tests and their fixtures.

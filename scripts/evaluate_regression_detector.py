@@ -9,7 +9,7 @@ base time).  Every rule is applied to the SAME measurements:
   (what the seed's PerformanceTestUtils did);
 - median + Mann-Whitney U on the raw best-of-k times;
 - median + Mann-Whitney U on the calibrated times (best-of-k time / reference
-  workload time of the same round): the suite's rule, test/common/regression.py.
+  workload time of the same round): the suite's rule, test/common/performance/regression.py.
 
 Two pairings of baseline and current samples are evaluated:
 
@@ -38,8 +38,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from test.common import measurement
-from test.common.regression import decide, legacy_decide
+from test.common.performance import measurement
+from test.common.performance.regression import decide, legacy_decide
 
 ARCHITECTURES = ("bert", "gpt2", "llama")
 SLOWDOWNS = {"+10%": 0.10, "+30%": 0.30, "+100%": 1.00}
@@ -197,7 +197,7 @@ def _calibrated_repeats(subject: Subject, fraction: float, steps: int = 3) -> in
 def _subject(architecture: str, calibration_rounds: int) -> Subject:
     import torch
 
-    from test.common.tiny_models import build_tiny_model
+    from test.common.models.tiny_models import build_tiny_model
 
     model = build_tiny_model(architecture).model
     inputs = {"input_ids": torch.randint(0, model.config.vocab_size, (1, 8))}

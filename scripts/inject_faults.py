@@ -2,7 +2,7 @@
 
     python scripts/inject_faults.py [--architectures bert,gpt2,...] [--faults a,b] [--workers 2]
 
-For each fault of test/common/faults.py it runs the battery on a sample of
+For each fault of test/common/correctness/faults.py it runs the battery on a sample of
 architectures (its goldens as they are committed) with that fault applied, and
 reports whether the suite failed, and which checks failed for which architectures.
 A control run without a fault must pass first, or the counts would mean nothing.
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.measure_battery import battery_command  # noqa: E402
-from test.common.faults import ENVIRONMENT_VARIABLE, FAULTS  # noqa: E402
+from test.common.correctness.faults import ENVIRONMENT_VARIABLE, FAULTS  # noqa: E402
 
 #: One or more architectures of each family of code: encoders, decoders (GPT-2,
 #: Llama-likes, Mamba), encoder-decoders, vision, audio, multimodal.
@@ -68,7 +68,7 @@ class Outcome:
 
 def run_battery(fault: str, architectures: Sequence[str], workers: int) -> Outcome:
     selection = " or ".join(f"[{name}-cpu]" for name in architectures)
-    extra = ["-p", "test.common.faults", "-rf", "-k", selection]
+    extra = ["-p", "test.common.correctness.faults", "-rf", "-k", selection]
     command = battery_command(workers, extra)
     environment = {**os.environ, ENVIRONMENT_VARIABLE: fault, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)

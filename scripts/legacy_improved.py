@@ -1,8 +1,8 @@
 """Which converted families get an improved test file, rendered from the template.
 
-The template (test/common/model_test_template.py) is filled with
+The template (test/common/models/model_test_template.py) is filled with
 `fill_template(row, class_name, bundle)`: a file that names a row of
-`PRIORITY_MODELS` (test/common/priority_models.py) and one check bundle.  What a
+`PRIORITY_MODELS` (test/common/models/priority_models.py) and one check bundle.  What a
 model is tested with is data in that row, so the converter renders a file only
 for a family that has a row, and only where the legacy intent (its task) agrees
 with the row.  Any other family's intent stays in its registry overlay row (which
@@ -77,8 +77,8 @@ def suggested_row(model_type: str, entry: Any, resolver: Resolver) -> dict[str, 
 
 def plan_improved(entries: dict[str, Any], resolver: Resolver) -> list[ImprovedPlan]:
     """One plan per converted model_type, in model_type order."""
-    from test.common import model_test_template
-    from test.common.priority_models import PRIORITY_MODELS
+    from test.common.models import model_test_template
+    from test.common.models.priority_models import PRIORITY_MODELS
 
     rows_by_type = {spec.model_type: spec for spec in PRIORITY_MODELS.values()}
     plans = []

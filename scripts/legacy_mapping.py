@@ -1,7 +1,7 @@
 """Decide what in a legacy file is real: its model_type, its hub ids, its task.
 
 Everything is checked against the pinned transformers, read from its source with
-`ast` (test/common/transformers_catalog.py and the pipeline table below), never
+`ast` (test/common/models/transformers_catalog.py and the pipeline table below), never
 against a hand-typed list of architectures.  What cannot be verified is dropped
 with a reason: the legacy converter's worst failure was emitting tests for ids
 it had invented (`__help-base`).
@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from scripts.legacy_reader import LegacyFacts
-from test.common.transformers_catalog import Catalog, load_catalog, transformers_dir
+from test.common.models.transformers_catalog import Catalog, load_catalog, transformers_dir
 
 # Trailing words of a legacy file name that name a variant or a size, not an
 # architecture: test_hf_bert_base_uncased.py and test_hf_bert_web.py are BERT.

@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from test.common.transformers_catalog import load_catalog  # noqa: E402
+from test.common.models.transformers_catalog import load_catalog  # noqa: E402
 
 VARIANTS = ("", "_standardized", "_minimal", "_web")
 FOLDERS = ("text", "vision", "audio", "multimodal/nested", "sample_tests", "web")

@@ -1,4 +1,4 @@
-"""The end-of-run `architectures:` line (test/common/battery_report.py)."""
+"""The end-of-run `architectures:` line (test/common/plugins/battery_report.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from test.common import battery_report
-from test.common.registry import load_registry
+from test.common.models.registry import load_registry
+from test.common.plugins import battery_report
 
 FAKE_BATTERY = """
 import pytest

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test.common import performance_baseline
+from test.common.performance import performance_baseline
 
 #: Every test here runs pytest in a sandbox, some with xdist workers: seconds each.
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ import os
 
 import pytest
 
-from test.common.measurement import TimingStats
+from test.common.performance.measurement import TimingStats
 
 CASES = [
     f"{os.environ.get('BENCH_PREFIX', 'arch')}{index}-float32-b1-s8"
@@ -220,7 +220,7 @@ def test_records_of_failed_tests_are_not_stored(sandbox: pytest.Pytester) -> Non
     sandbox.makepyfile(
         test_failing="""
 import pytest
-from test.common.measurement import TimingStats
+from test.common.performance.measurement import TimingStats
 
 @pytest.mark.benchmark
 def test_broken(baseline_recorder):
@@ -237,7 +237,7 @@ def test_duplicate_keys_are_an_error_and_nothing_is_written(sandbox: pytest.Pyte
     sandbox.makepyfile(
         test_duplicate="""
 import pytest
-from test.common.measurement import TimingStats
+from test.common.performance.measurement import TimingStats
 
 @pytest.mark.benchmark
 @pytest.mark.parametrize("n", [1, 2])
@@ -265,7 +265,7 @@ import time
 
 import pytest
 
-from test.common import worker_records
+from test.common.plugins import worker_records
 
 
 @pytest.mark.benchmark
@@ -277,7 +277,7 @@ def test_measures_alone(n, request):
 """
 
 SPAN_CHECK = """
-from test.common import worker_records
+from test.common.plugins import worker_records
 
 
 def pytest_terminal_summary(terminalreporter, config):

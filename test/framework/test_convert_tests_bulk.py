@@ -30,7 +30,7 @@ from scripts.legacy_mapping import (
     most_common_task,
 )
 from scripts.legacy_reader import DEFAULT_MAX_BYTES
-from test.common.transformers_catalog import load_catalog
+from test.common.models.transformers_catalog import load_catalog
 from test.framework.conftest import REPO_ROOT
 
 CORPUS = REPO_ROOT / "test" / "framework" / "fixtures" / "legacy"
@@ -266,8 +266,8 @@ def test_bad_input_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:
 
 def test_overlay_has_the_registry_schema_and_is_idempotent(tmp_path: Path) -> None:
     report = convert(CORPUS, tmp_path)
-    overlay = tmp_path / "test" / "common" / "converted_models.toml"
-    assert report["written"][0] == "test/common/converted_models.toml"
+    overlay = tmp_path / "test" / "common" / "models" / "converted_models.toml"
+    assert report["written"][0] == "test/common/models/converted_models.toml"
     first = overlay.read_bytes()
     rows = tomllib.loads(first.decode())
     assert list(rows) == sorted(rows) == sorted(report["entries"])
@@ -283,7 +283,7 @@ def test_overlay_has_the_registry_schema_and_is_idempotent(tmp_path: Path) -> No
 def test_overlay_rows_are_merged_across_runs(tmp_path: Path) -> None:
     convert(CORPUS / "models" / "audio", tmp_path)
     convert(CORPUS / "models" / "vision", tmp_path)
-    rows = tomllib.loads((tmp_path / "test/common/converted_models.toml").read_text())
+    rows = tomllib.loads((tmp_path / "test/common/models/converted_models.toml").read_text())
     assert {"whisper", "vit", "clip"} <= set(rows)
 
 
@@ -299,7 +299,7 @@ CORRUPTED = '[bert]\ncheckpoints = ["a/b"]\ntask = = 3\n'
 def test_a_corrupted_overlay_is_an_error_and_is_left_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    overlay = tmp_path / "test" / "common" / "converted_models.toml"
+    overlay = tmp_path / "test" / "common" / "models" / "converted_models.toml"
     overlay.parent.mkdir(parents=True)
     overlay.write_text(CORRUPTED)
     status = converter.main([str(CORPUS / "web"), "--output-root", str(tmp_path), "--no-progress"])
@@ -352,9 +352,9 @@ def test_bad_options_are_errors(tmp_path: Path) -> None:
 
 
 def test_the_registry_accepts_the_overlay(tmp_path: Path) -> None:
-    registry = pytest.importorskip("test.common.registry")
+    registry = pytest.importorskip("test.common.models.registry")
     convert(CORPUS, tmp_path)
-    overlay_file = tmp_path / "test" / "common" / "converted_models.toml"
+    overlay_file = tmp_path / "test" / "common" / "models" / "converted_models.toml"
     overlay = registry.read_toml(overlay_file)
     rows = registry.read_toml(registry.ARCHITECTURES_FILE)
     specs = registry.build_registry(load_catalog(), rows, overlay, overlay_file=overlay_file)

@@ -1,10 +1,10 @@
-"""The fault-injection plugin (test/common/faults.py) and its script, without torch."""
+"""The fault-injection plugin (test/common/correctness/faults.py) and its script, without torch."""
 
 from __future__ import annotations
 
 import pytest
 
-from test.common import faults
+from test.common.correctness import faults
 
 pytestmark = pytest.mark.slow  # pytester sandboxes
 
@@ -23,7 +23,7 @@ def test_an_unknown_fault_is_a_usage_error(
 ) -> None:
     monkeypatch.setenv(faults.ENVIRONMENT_VARIABLE, "no-such-fault")
     suite_pytester.makepyfile("def test_nothing():\n    assert True\n")
-    result = suite_pytester.runpytest("-p", "test.common.faults")
+    result = suite_pytester.runpytest("-p", "test.common.correctness.faults")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*SUITE_FAULT='no-such-fault' is no fault of *"])
 
@@ -33,4 +33,4 @@ def test_without_a_fault_the_plugin_changes_nothing(
 ) -> None:
     monkeypatch.delenv(faults.ENVIRONMENT_VARIABLE, raising=False)
     suite_pytester.makepyfile("def test_nothing():\n    assert True\n")
-    suite_pytester.runpytest("-p", "test.common.faults").assert_outcomes(passed=1)
+    suite_pytester.runpytest("-p", "test.common.correctness.faults").assert_outcomes(passed=1)

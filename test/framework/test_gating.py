@@ -1,4 +1,4 @@
-"""The gating plugin (test/common/gating.py), observed through real pytest runs."""
+"""The gating plugin (test/common/plugins/gating.py), observed through real pytest runs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from test.common import gating, hardware
+from test.common import hardware
+from test.common.plugins import gating
 from test.framework.conftest import REPO_ROOT
 
 MODEL_TEST = """
@@ -162,7 +163,7 @@ def test_gated_collection_imports_neither_torch_nor_transformers(tmp_path) -> No
 NETWORK_TEST = """
 import socket
 import pytest
-from test.common.gating import NetworkBlockedError
+from test.common.plugins.gating import NetworkBlockedError
 
 @pytest.mark.model_test
 def test_download_is_blocked():

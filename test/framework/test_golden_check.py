@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from test.common import real_weights
+from test.common.models import real_weights
 
 
 def _write_golden(path: Path, embeddings: list[list[float]]) -> Path:

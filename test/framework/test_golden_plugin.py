@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from test.common import golden_plugin, goldens
+from test.common.correctness import goldens
+from test.common.plugins import golden_plugin
 
 pytestmark = pytest.mark.slow
 

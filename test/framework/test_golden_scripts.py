@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scripts import compare_goldens, inject_faults
-from test.common import goldens
+from test.common.correctness import goldens
 
 
 def _write(directory: Path, outputs: dict[str, np.ndarray]) -> Path:

@@ -1,4 +1,5 @@
-"""Golden outputs (test/common/goldens.py) and their plugin (test/common/golden_plugin.py).
+"""Golden outputs (test/common/correctness/goldens.py) and their plugin
+(test/common/plugins/golden_plugin.py).
 
 Fingerprints are computed from NumPy arrays here: the framework session has no torch,
 and `fingerprint` takes either.
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from test.common import goldens
+from test.common.correctness import goldens
 
 
 def _output(seed: int = 0, shape: tuple[int, ...] = (2, 8, 32)) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Timing, memory and leak measurement (test/common/measurement.py).
+"""Timing, memory and leak measurement (test/common/performance/measurement.py).
 
 The CPU paths need no torch, so most of these run in the fast default session;
 the ones with a real torch model are marked slow (torch loads in seconds).
@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from test.common import measurement
-from test.common.measurement import TimingStats
+from test.common.performance import measurement
+from test.common.performance.measurement import TimingStats
 
 MIB = 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""Multimodal input recipes (test/common/model_inputs.py): image tokens in the text,
+"""Multimodal input recipes (test/common/models/model_inputs.py): image tokens in the text,
 stacked and patchified pixels and the companion arguments.
 
 These need torch (a second to import), hence `slow`; no model is built.
@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from test.common import model_inputs
-from test.common.model_inputs import InputRecipe
+from test.common.models import model_inputs
+from test.common.models.model_inputs import InputRecipe
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,5 @@
 """Which output the battery compares, and how a batch's output holds its items
-(test/common/model_inputs.py): a named output, an output packing the items, and the
+(test/common/models/model_inputs.py): a named output, an output packing the items, and the
 companions rebuilt from a padded batch's mask.
 
 These need torch (a second to import), hence `slow`; no model is built.
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from test.common import model_inputs
-from test.common.model_inputs import InputRecipe
+from test.common.models import model_inputs
+from test.common.models.model_inputs import InputRecipe
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Input recipes of vision models with more than one input (test/common/model_inputs.py):
+"""Input recipes of vision models with more than one input (test/common/models/model_inputs.py):
 the text+video kind, and `tensors` beside another kind (ids, constants, floats).
 
 These need torch (a second to import), hence `slow`; no model is built.
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from test.common import model_inputs
-from test.common.model_inputs import InputRecipe
+from test.common.models import model_inputs
+from test.common.models.model_inputs import InputRecipe
 
 pytestmark = pytest.mark.slow
 

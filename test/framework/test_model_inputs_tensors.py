@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from test.common import model_inputs
-from test.common.model_inputs import InputRecipe
+from test.common.models import model_inputs
+from test.common.models.model_inputs import InputRecipe
 
 pytestmark = pytest.mark.slow
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from test.common import model_source
+from test.common.plugins import model_source
 
 WEIGHTS_TESTS = """
 import pytest
-from test.common.model_source import record_model_weights
+from test.common.plugins.model_source import record_model_weights
 
 model = pytest.mark.model_test
 
@@ -130,7 +130,7 @@ def test_cached_checkpoint_finds_a_snapshot(tmp_path: Path) -> None:
 EMPTY_CACHE_TEST = """
 import time
 import pytest
-from test.common.model_source import cached_checkpoint
+from test.common.plugins.model_source import cached_checkpoint
 
 @pytest.mark.model_test
 def test_hub():

@@ -1,4 +1,4 @@
-"""The baseline file and its manager (test/common/performance_baseline.py)."""
+"""The baseline file and its manager (test/common/performance/performance_baseline.py)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from test.common import performance_baseline
-from test.common.performance_baseline import (
+from test.common.performance import performance_baseline
+from test.common.performance.performance_baseline import (
     REFRESH_HINT,
     BaselineFileError,
     PerformanceBaselineManager,
     machine_fingerprint,
     write_atomically,
 )
-from test.common.regression import Status
+from test.common.performance.regression import Status
 
 FINGERPRINT = {"cpu": "Test CPU", "cores": 2, "torch": "2.13.0"}
 

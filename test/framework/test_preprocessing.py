@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from test.common import preprocessing
+from test.common.models import preprocessing
 
 
 def test_corpus_is_shipped_and_nonempty() -> None:

@@ -1,4 +1,4 @@
-"""The architecture registry (test/common/registry.py): derived, validated, listed."""
+"""The architecture registry (test/common/models/registry.py): derived, validated, listed."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from test.common import registry
-from test.common.registry import RegistryError, build_registry, load_registry
-from test.common.transformers_catalog import Catalog, load_catalog
+from test.common.models import registry
+from test.common.models.registry import RegistryError, build_registry, load_registry
+from test.common.models.transformers_catalog import Catalog, load_catalog
 
 FAKE_CATALOG = Catalog(
     Path("/nowhere"),

@@ -1,4 +1,5 @@
-"""The regression decision (test/common/regression.py): size AND evidence, never one alone."""
+"""The regression decision (test/common/performance/regression.py): size AND evidence, never
+one alone."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from test.common.regression import (
+from test.common.performance.regression import (
     Status,
     Verdict,
     decide,

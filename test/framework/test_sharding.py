@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from test.common import sharding
+from test.common.plugins import sharding
 
 PARAMETRIZED = """
 import pytest

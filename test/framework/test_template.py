@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test.common import model_test_template, priority_models
+from test.common.models import model_test_template, priority_models
 from test.framework.conftest import REPO_ROOT
 
 

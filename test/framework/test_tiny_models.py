@@ -1,4 +1,4 @@
-"""The tiny-model factory (test/common/tiny_models.py) and its inputs.
+"""The tiny-model factory (test/common/models/tiny_models.py) and its inputs.
 
 The shrinking rules are checked on plain objects (fast); building real models is a
 model test.
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from test.common import tiny_models
+from test.common.models import tiny_models
 
 
 @dataclasses.dataclass

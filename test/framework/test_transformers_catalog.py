@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test.common import transformers_catalog as catalog_module
+from test.common.models import transformers_catalog as catalog_module
 from test.framework.conftest import REPO_ROOT
 
 
@@ -26,7 +26,7 @@ def test_catalog_lists_known_architectures() -> None:
 
 def test_catalog_does_not_import_transformers() -> None:
     code = (
-        "import sys; from test.common.transformers_catalog import load_catalog; "
+        "import sys; from test.common.models.transformers_catalog import load_catalog; "
         "load_catalog(); print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     )
     result = subprocess.run(

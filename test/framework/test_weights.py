@@ -1,4 +1,4 @@
-"""Keyed weights (test/common/weights.py): the parts that need only NumPy."""
+"""Keyed weights (test/common/models/weights.py): the parts that need only NumPy."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from test.common import weights
+from test.common.models import weights
 
 
 def test_values_are_fixed_by_the_algorithm_not_by_a_library_version() -> None:

@@ -1,4 +1,5 @@
-"""Per-test records handed from xdist workers to the controller (test/common/worker_records.py)."""
+"""Per-test records handed from xdist workers to the controller
+(test/common/plugins/worker_records.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from test.common import worker_records
-from test.common.worker_records import PROPERTY_PREFIX, RecordCollector
+from test.common.plugins import worker_records
+from test.common.plugins.worker_records import PROPERTY_PREFIX, RecordCollector
 
 #: A consumer of a new record kind, as a future plugin would write one.
 CONSUMER = """
-from test.common import worker_records
+from test.common.plugins import worker_records
 
 def pytest_terminal_summary(terminalreporter, config):
     records = worker_records.collected(config, "demo")
@@ -25,7 +26,7 @@ def pytest_terminal_summary(terminalreporter, config):
 PRODUCER = """
 import pytest
 
-from test.common import worker_records
+from test.common.plugins import worker_records
 
 @pytest.mark.parametrize("value", range(50))
 def test_produces(value, request):

@@ -1,11 +1,11 @@
 """The tiny-model battery: nine checks for every AutoModel architecture.
 
-The architectures come from the registry (test/common/registry.py), itself derived
+The architectures come from the registry (test/common/models/registry.py), itself derived
 from the installed transformers; what is specific to one architecture is a row of
-test/common/architectures.toml, never code here.  Ids read `test_forward[bert-cpu]`.
+test/common/models/architectures.toml, never code here.  Ids read `test_forward[bert-cpu]`.
 
 Two checks pin what a model computes, not only its consistency with itself:
-`golden` compares the output with the stored golden (test/common/goldens.py,
+`golden` compares the output with the stored golden (test/common/correctness/goldens.py,
 docs/GOLDENS.md), and `attention_paths` compares every attention implementation the
 model declares (eager, sdpa, flex_attention) on the padded batch; an architecture
 that declares only one has no `attention_paths` item.
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from test.common.registry import MODALITIES, load_registry
+from test.common.models.registry import MODALITIES, load_registry
 
 pytestmark = [pytest.mark.model_test, pytest.mark.model]
 
@@ -46,7 +46,7 @@ BATCH_ATOL = 1e-4
 BATCH_RTOL = 1e-4
 #: bfloat16 against float32, as ||a - b|| / ||b||, per modality: bfloat16 keeps 8 bits
 #: of mantissa (~0.4%), and two tiny layers of attention or convolution compound it.
-#: With keyed unit-scale weights (test/common/weights.py) attention logits are of
+#: With keyed unit-scale weights (test/common/models/weights.py) attention logits are of
 #: order 1 to 3 and the softmax amplifies the rounding: text and vision models reach
 #: 0.069 (diffusion_gemma), so every modality allows 0.08, as audio did before.
 BF16_TOLERANCE = dict.fromkeys(MODALITIES, 0.08)
@@ -88,7 +88,7 @@ def attention_paths(model_type: str, config: pytest.Config) -> tuple[str, ...]:
 
     Read from transformers' source without importing it; the answer is kept in
     pytest's cache per transformers version (a bare `pytest` collects this module)."""
-    from test.common import transformers_catalog as catalog
+    from test.common.models import transformers_catalog as catalog
 
     return catalog.attention_paths_by_model_type(getattr(config, "cache", None))[model_type]
 
@@ -131,7 +131,7 @@ class Subject:
         """(padded batch, its items alone, padding of item 1, the batch's primary output
         on `device`), computed once: batch consistency and attention paths share it."""
         if device not in self._padded:
-            from test.common.model_inputs import padded_text_batch
+            from test.common.models.model_inputs import padded_text_batch
 
             batch, singles, padding = padded_text_batch(self.recipe)
             output = primary(run(on(self, device), batch, device), self.recipe)
@@ -151,7 +151,7 @@ SUBJECT_BUILDS: collections.Counter[str] = collections.Counter()
 
 @pytest.fixture(scope="module")
 def subject(architecture: str):
-    from test.common import model_inputs, tiny_models
+    from test.common.models import model_inputs, tiny_models
 
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # One thread per worker: xdist already runs one worker per core, and tiny
@@ -179,7 +179,7 @@ def run(
 ) -> Any:
     import torch
 
-    from test.common.model_inputs import forward_parameters, to_device
+    from test.common.models.model_inputs import forward_parameters, to_device
 
     # The battery compares outputs, not caches: building a cache breaks hybrid
     # (attention + Mamba/linear) models whose tiny stack has no attention layer first.
@@ -190,7 +190,7 @@ def run(
 
 def primary(outputs: Any, recipe: Any) -> Any:
     """The output the checks compare: the recipe's `output`, else the first tensor."""
-    from test.common.model_inputs import primary_output
+    from test.common.models.model_inputs import primary_output
 
     tensor = primary_output(outputs, recipe.output)
     assert tensor is not None, f"the model returned no tensor: {type(outputs).__name__}"
@@ -218,7 +218,7 @@ def test_loads(
 ) -> None:
     import torch
 
-    from test.common.transformers_catalog import ATTENTION_FLAGS
+    from test.common.models.transformers_catalog import ATTENTION_FLAGS
 
     record_property("parameters", subject.tiny.parameters)
     # The source scan that decides which architectures get attention_paths items
@@ -257,7 +257,7 @@ def test_round_trip(architecture: str, subject: Subject, device: str) -> None:
 def test_forward(architecture: str, subject: Subject, device: str) -> None:
     import torch
 
-    from test.common.model_inputs import item_singles, packs_items
+    from test.common.models.model_inputs import item_singles, packs_items
 
     model = on(subject, device)
     outputs = subject.outputs(device)
@@ -291,7 +291,7 @@ def _items_of_batch(
     subject: Subject, model: Any, device: str, batched: Any, singles: list[dict[str, Any]]
 ) -> list[tuple[Any, Any]]:
     """(the batch output's part for each item, that item's output alone)."""
-    from test.common.model_inputs import batch_items
+    from test.common.models.model_inputs import batch_items
 
     alone = [primary(run(model, single, device), subject.recipe) for single in singles]
     return list(zip(batch_items(subject.recipe, batched, alone), alone, strict=True))
@@ -308,7 +308,7 @@ def test_batch_consistency(architecture: str, subject: Subject, device: str) -> 
 
 
 def test_bad_input(architecture: str, subject: Subject, device: str) -> None:
-    from test.common.model_inputs import bad_inputs
+    from test.common.models.model_inputs import bad_inputs
 
     model = on(subject, device)
     # The well-formed batch must work, or an exception below would prove nothing.
@@ -407,7 +407,7 @@ def test_attention_paths(
     request: pytest.FixtureRequest,
     record_property: Any,
 ) -> None:
-    from test.common.golden_plugin import compared_attention_paths
+    from test.common.plugins.golden_plugin import compared_attention_paths
 
     declared = attention_paths(architecture, request.config)
     paths = compared_attention_paths(declared, device, request.config)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from test.common import measurement
+from test.common.performance import measurement
 
 pytestmark = [pytest.mark.model_test, pytest.mark.benchmark, pytest.mark.model, pytest.mark.text]
 
@@ -49,11 +49,11 @@ LEAK_CASES = [case for case in CASES if case.batch == 1 and case.dtype == "float
 
 
 def prepared(case: BenchmarkCase, device: str) -> tuple[Any, dict[str, Any]]:
-    """The tiny model of `case` (test/common/tiny_models.py) on `device` in its dtype,
+    """The tiny model of `case` (test/common/models/tiny_models.py) on `device` in its dtype,
     in eval mode, and seeded random token ids for it."""
     import torch
 
-    from test.common.tiny_models import build_tiny_model
+    from test.common.models.tiny_models import build_tiny_model
 
     model = build_tiny_model(case.architecture).model.to(device, getattr(torch, case.dtype))
     generator = torch.Generator().manual_seed(0)

@@ -1,4 +1,4 @@
-"""The ast-read catalog (test/common/transformers_catalog.py) equals transformers' own
+"""The ast-read catalog (test/common/models/transformers_catalog.py) equals transformers' own
 runtime mappings: the registry derived from it leaves no architecture out."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def _first_class(value: object) -> str:
 
 def test_model_mapping_matches_runtime() -> None:
     modeling_auto = pytest.importorskip("transformers.models.auto.modeling_auto")
-    from test.common.transformers_catalog import load_catalog
+    from test.common.models.transformers_catalog import load_catalog
 
     runtime = {
         name: _first_class(value) for name, value in modeling_auto.MODEL_MAPPING_NAMES.items()
@@ -25,7 +25,7 @@ def test_model_mapping_matches_runtime() -> None:
 
 def test_config_mapping_matches_runtime() -> None:
     configuration_auto = pytest.importorskip("transformers.models.auto.configuration_auto")
-    from test.common.transformers_catalog import load_catalog
+    from test.common.models.transformers_catalog import load_catalog
 
     runtime = dict(configuration_auto.CONFIG_MAPPING_NAMES)
     catalog = load_catalog().config_classes
@@ -38,6 +38,6 @@ def test_config_mapping_matches_runtime() -> None:
 
 def test_registry_covers_the_runtime_automodel_mapping() -> None:
     transformers = pytest.importorskip("transformers")
-    from test.common.registry import load_registry
+    from test.common.models.registry import load_registry
 
     assert set(load_registry()) == set(transformers.MODEL_MAPPING._model_mapping)

@@ -1,4 +1,4 @@
-"""Every injected fault of test/common/faults.py really changes what a model computes.
+"""Every injected fault of test/common/correctness/faults.py really changes what a model computes.
 
 A fault that changed nothing would count as "missed" by scripts/inject_faults.py and
 make the suite look weaker than it is (or, worse, a broken fault would hide a gap).
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from test.common import faults
-from test.common.model_source import TINY, record_model_weights
+from test.common.correctness import faults
+from test.common.plugins.model_source import TINY, record_model_weights
 
 pytestmark = [pytest.mark.model_test, pytest.mark.model]
 
@@ -40,8 +40,8 @@ SUBJECTS = {
 def _output(model_type: str) -> object:
     import torch
 
-    from test.common import model_inputs, tiny_models
-    from test.common.registry import load_registry
+    from test.common.models import model_inputs, tiny_models
+    from test.common.models.registry import load_registry
 
     tiny = tiny_models.build_tiny_model(model_type)
     recipe = model_inputs.recipe_for(tiny.model, load_registry()[model_type].inputs)

@@ -1,6 +1,6 @@
 """CLIP in depth: zero-shot image classification pipeline, checkpoints."""
 
-from test.common import priority_models as pm
+from test.common.models import priority_models as pm
 
 pytestmark = pm.PRIORITY_MODELS["clip"].marks
 

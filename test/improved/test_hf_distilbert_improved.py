@@ -1,6 +1,6 @@
 """DistilBERT in depth: fill-mask pipeline, attention-mask padding, checkpoints."""
 
-from test.common import priority_models as pm
+from test.common.models import priority_models as pm
 
 pytestmark = pm.PRIORITY_MODELS["distilbert"].marks
 

@@ -1,6 +1,6 @@
 """GPT-2 in depth: text-generation pipeline, greedy generation, padding, checkpoints."""
 
-from test.common import priority_models as pm
+from test.common.models import priority_models as pm
 
 pytestmark = pm.PRIORITY_MODELS["gpt2"].marks
 

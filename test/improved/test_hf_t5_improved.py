@@ -1,6 +1,6 @@
 """T5 in depth: summarization through generate(), generation, padding, checkpoints."""
 
-from test.common import priority_models as pm
+from test.common.models import priority_models as pm
 
 pytestmark = pm.PRIORITY_MODELS["t5"].marks
 

@@ -1,6 +1,6 @@
 """Whisper in depth: speech recognition pipeline, greedy generation, checkpoints."""
 
-from test.common import priority_models as pm
+from test.common.models import priority_models as pm
 
 pytestmark = pm.PRIORITY_MODELS["whisper"].marks
 

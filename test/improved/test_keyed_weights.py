@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test.common.model_source import TINY, record_model_weights
+from test.common.plugins.model_source import TINY, record_model_weights
 
 pytestmark = [pytest.mark.model_test, pytest.mark.model]
 
@@ -15,7 +15,7 @@ def _record_tiny_weights(request: pytest.FixtureRequest) -> None:
 
 
 def _state(model_type: str, **overrides: object) -> dict:
-    from test.common.tiny_models import build_tiny_model
+    from test.common.models.tiny_models import build_tiny_model
 
     return build_tiny_model(model_type, overrides=overrides or None).model.state_dict()
 
@@ -41,7 +41,7 @@ def test_adding_a_layer_changes_no_other_weight() -> None:
 def test_values_keep_the_model_well_formed() -> None:
     import torch
 
-    from test.common.tiny_models import build_tiny_model, tiny_config
+    from test.common.models.tiny_models import build_tiny_model, tiny_config
 
     model = build_tiny_model("bert").model
     state = model.state_dict()

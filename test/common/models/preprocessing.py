@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CORPUS_PATH = Path(__file__).parent / "data" / "corpus.txt"
+CORPUS_PATH = Path(__file__).resolve().parents[1] / "data" / "corpus.txt"
 #: Small enough to train in milliseconds, large enough to split common words whole.
 DEFAULT_VOCAB_SIZE = 400
 

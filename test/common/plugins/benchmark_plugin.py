@@ -1,12 +1,12 @@
 """pytest plugin for benchmark-marked tests: record, compare, report, and write baselines.
 
-A benchmark test measures with test/common/measurement.py and hands the timing to
+A benchmark test measures with test/common/performance/measurement.py and hands the timing to
 the ``baseline_recorder`` fixture.  The record travels to the controller through
-test/common/worker_records.py; at session end the controller alone
+test/common/plugins/worker_records.py; at session end the controller alone
 
 - with ``--update-baselines``: stores every record and writes the baseline file
   ONCE, atomically (no entry of any worker lost, entries not re-measured kept);
-- otherwise: compares each record with its baseline (test/common/regression.py)
+- otherwise: compares each record with its baseline (test/common/performance/regression.py)
   and reports regressions as a warning in the terminal summary, or as a failure
   with ``--fail-on-regression``.  A missing baseline is a warning; a baseline of
   another fingerprint is "no comparable baseline"; a run whose records share no
@@ -31,14 +31,14 @@ from typing import Any
 
 import pytest
 
-from test.common import worker_records
-from test.common.measurement import REFERENCE_WORKLOAD_ID
-from test.common.performance_baseline import (
+from test.common.performance.measurement import REFERENCE_WORKLOAD_ID
+from test.common.performance.performance_baseline import (
     BaselineFileError,
     PerformanceBaselineManager,
     machine_fingerprint,
 )
-from test.common.regression import Status, Verdict
+from test.common.performance.regression import Status, Verdict
+from test.common.plugins import worker_records
 
 RECORD_KIND = "performance"
 BASELINE_PATH_INI = "performance_baselines"

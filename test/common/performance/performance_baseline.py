@@ -29,11 +29,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from test.common.measurement import relative_samples
-from test.common.regression import Status, Verdict, decide, fingerprint_difference
+from test.common.performance.measurement import relative_samples
+from test.common.performance.regression import Status, Verdict, decide, fingerprint_difference
 
 FORMAT_VERSION = 1
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / ".performance_baselines.json"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / ".performance_baselines.json"
 REFRESH_HINT = "refresh the baseline with `nox -s baselines`"
 #: Fields an entry must have for a comparison to be made.
 REQUIRED_ENTRY_FIELDS = ("fingerprint", "median_ns", "samples_ns")

@@ -1,8 +1,8 @@
 """Golden outputs: what each tiny architecture computes, pinned in small data files.
 
 A golden is a *fingerprint* of an architecture's primary output on the battery's
-fixed inputs (keyed weights, test/common/weights.py; fixed inputs,
-test/common/model_inputs.py), small enough to review in a diff yet sensitive to a
+fixed inputs (keyed weights, test/common/models/weights.py; fixed inputs,
+test/common/models/model_inputs.py), small enough to review in a diff yet sensitive to a
 change in any part of the output:
 
 - `shape` and `dtype`;
@@ -26,7 +26,7 @@ The files (`test/common/data/goldens/<modality>.json`) hold one architecture per
 line, sorted, so a refresh's diff shows one line per architecture that moved.  They
 are read strictly: a file that does not parse, or an entry that misses a field, is a
 `GoldenFileError` naming the file, and nothing is written over it.  Writes are
-atomic.  `nox -s goldens` refreshes them (test/common/golden_plugin.py).
+atomic.  `nox -s goldens` refreshes them (test/common/plugins/golden_plugin.py).
 """
 
 from __future__ import annotations
@@ -42,10 +42,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from test.common.weights import keyed_uniform
+from test.common.models.weights import keyed_uniform
 
 FORMAT_VERSION = 1
-GOLDENS_DIR = Path(__file__).parent / "data" / "goldens"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+GOLDENS_DIR = DATA_DIR / "goldens"
 EDGE_VALUES = 4
 GROUPS_PER_AXIS = 8
 PROJECTIONS = 4

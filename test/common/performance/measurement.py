@@ -1,7 +1,7 @@
 """Measuring models: inference time, throughput, memory, and leaks.
 
 The seed's ModelTestUtils / PerformanceTestUtils roles, rebuilt so the numbers
-can feed a statistical comparison (test/common/regression.py):
+can feed a statistical comparison (test/common/performance/regression.py):
 
 - time: warm-up rounds are run and discarded; every call is timed with
   ``time.perf_counter_ns`` and the device is synchronised before the clock

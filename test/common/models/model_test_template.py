@@ -1,13 +1,13 @@
 """TEMPLATE for a priority model file: copy it, do not import it.
 
 How to add a model (details in docs/PRIORITY_MODELS.md):
-1. Add a row to `PRIORITY_MODELS` in test/common/priority_models.py: name, model
+1. Add a row to `PRIORITY_MODELS` in test/common/models/priority_models.py: name, model
    type, the transformers class with the task head, the pipeline task, a REAL hub
    checkpoint id (used by --model-source hub), the modality marker, and the kind of
    generation ("decoder", "seq2seq", "speech" or None).  If the model type has no
    offline tokenizer yet, add it to FAMILY_OF_MODEL_TYPE in preprocessing.py.
 2. Copy this file to test/improved/test_hf_<name>_improved.py (or run
-   `python -m test.common.model_test_template NAME ClassName Bundle > that-file`).
+   `python -m test.common.models.model_test_template NAME ClassName Bundle > that-file`).
 3. Set ROW to the row's name, name the class, and pick the check bundle that fits:
    MaskedLMTests, DecoderOnlyLMTests, Seq2SeqLMTests, VisionTests or
    SpeechSeq2SeqTests, or combine the single check classes (PipelineTests,
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 
-from test.common import priority_models as pm
+from test.common.models import priority_models as pm
 
 ROW = "bert"  # TEMPLATE: the name of your PRIORITY_MODELS row
 
@@ -60,7 +60,8 @@ def fill_template(row: str, class_name: str, bundle: str) -> str:
     for old, new in replacements.items():
         body = body.replace(old, new)
     return (
-        f'"""{row}: priority model checks (from test/common/model_test_template.py)."""\n{body}\n'
+        f'"""{row}: priority model checks '
+        f'(from test/common/models/model_test_template.py)."""\n{body}\n'
     )
 
 

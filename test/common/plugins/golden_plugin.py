@@ -1,10 +1,10 @@
 """Plugin: the battery's `golden` check, and recording goldens (`nox -s goldens`).
 
 The `goldens` fixture hands the battery a :class:`GoldenBook`.  In a normal run its
-`check()` compares an output's fingerprint (test/common/goldens.py) with the stored
+`check()` compares an output's fingerprint (test/common/correctness/goldens.py) with the stored
 golden and fails with how far the output moved and where.  With `--update-goldens`
 it records instead: the fingerprint travels to the controller as a worker record
-(test/common/worker_records.py), and at the end of the session the controller
+(test/common/plugins/worker_records.py), and at the end of the session the controller
 alone merges every record into the files, once, atomically, and prints the table of
 architectures added, changed (with the size of the change), unchanged and removed.
 So `-n` loses nothing, and a corrupt goldens file stops the run before anything
@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from test.common import goldens, worker_records
+from test.common.correctness import goldens
+from test.common.plugins import worker_records
 
 RECORD_KIND = "golden"
 UPDATE = "--update-goldens"
@@ -192,7 +193,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     records = _records(config)
     if not records:
         return
-    from test.common.registry import load_registry
+    from test.common.models.registry import load_registry
 
     modality_of = {name: spec.modality for name, spec in load_registry().items()}
     state = config.stash[_STATE_KEY]

@@ -1,0 +1,1 @@
+"""Measurement and baselines: timing, memory, the baseline file and the regression rule."""

@@ -1,0 +1,2 @@
+"""pytest plugins: gating, the battery report, benchmarks and baselines, goldens,
+model source, sharding, worker records."""
