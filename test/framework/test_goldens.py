@@ -25,7 +25,9 @@ def _output(seed: int = 0, shape: tuple[int, ...] = (2, 8, 32)) -> np.ndarray:
 
 def test_an_identical_output_has_not_moved() -> None:
     record = goldens.fingerprint(_output())
-    assert goldens.movement(record, goldens.fingerprint(_output())).distance == 0.0
+    unmoved = goldens.movement(record, goldens.fingerprint(_output()))
+    assert unmoved.distance == 0.0
+    assert unmoved.describe() == "unchanged"
 
 
 def test_a_change_is_located_on_its_axes() -> None:

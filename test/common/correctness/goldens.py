@@ -140,6 +140,8 @@ class Movement:
     def describe(self) -> str:
         if math.isinf(self.distance):
             return f"{self.where}: {self.detail}"
+        if self.distance == 0.0:
+            return "unchanged"
         text = f"moved by {self.distance:.3g} (relative), largest at {self.where}"
         return text + (f": {self.detail}" if self.detail else "")
 
