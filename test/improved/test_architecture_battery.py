@@ -90,7 +90,14 @@ def attention_paths(model_type: str, config: pytest.Config) -> tuple[str, ...]:
     pytest's cache per transformers version (a bare `pytest` collects this module)."""
     from test.common.models import transformers_catalog as catalog
 
-    return catalog.attention_paths_by_model_type(getattr(config, "cache", None))[model_type]
+    if not _ATTENTION_PATHS:  # once per process: collection asks for every architecture
+        _ATTENTION_PATHS.update(
+            catalog.attention_paths_by_model_type(getattr(config, "cache", None))
+        )
+    return _ATTENTION_PATHS[model_type]
+
+
+_ATTENTION_PATHS: dict[str, tuple[str, ...]] = {}
 
 
 @dataclasses.dataclass

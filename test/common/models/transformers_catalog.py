@@ -222,6 +222,7 @@ def attention_paths_by_model_type(cache: Any = None) -> dict[str, tuple[str, ...
     return found
 
 
+@functools.cache
 def _installation_key() -> str:
     """Where transformers is installed and which version: a changed install, a new key."""
     from importlib import metadata
