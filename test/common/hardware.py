@@ -16,6 +16,7 @@ import json
 import platform as _platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 #: Every platform marker, in the order reports list them.
 PLATFORMS: tuple[str, ...] = (
@@ -40,6 +41,11 @@ TORCH_DEVICE_OF_PLATFORM: dict[str, str] = {
     "mps": "mps",
     "xpu": "xpu",
 }
+
+#: CPU features that change numerics enough to key observations by
+#: (test/common/models/expectations.py): `cpu+amx` is the CPU with AMX tiles, where
+#: oneDNN runs bfloat16 convolutions through other kernels than on AVX-512 alone.
+CPU_QUALIFIERS: dict[str, str] = {"amx": "amx_bf16"}
 
 
 @dataclass(frozen=True)
@@ -270,6 +276,40 @@ def format_report(report: HardwareReport) -> str:
             for d in info.devices
         )
     return "\n".join(lines)
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def platform_of_device(device: str) -> str:
+    """The platform a torch device type runs on: 'cuda' is ROCm on a HIP build."""
+    if device == "cuda":
+        torch = _torch()
+        if torch is not None and getattr(torch.version, "hip", None):
+            return "rocm"
+    return device
+
+
+def observation_keys(platform: str, flags: frozenset[str] | None = None) -> tuple[str, ...]:
+    """The keys observations on `platform` are looked up by, most specific first:
+    ('cpu+amx', 'cpu') on a processor with AMX, ('cuda',) on an NVIDIA GPU."""
+    flags = cpu_flags() if flags is None else flags
+    qualified = [
+        f"{platform}+{name}"
+        for name, flag in CPU_QUALIFIERS.items()
+        if platform == "cpu" and flag in flags
+    ]
+    return (*qualified, platform)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -144,3 +144,28 @@ def test_golden_and_attention_checks_get_a_line_each() -> None:
         "golden: 2 architectures pinned by a golden and matching it, 1 failed",
         "attention paths: 1 architectures agree across their attention implementations",
     ]
+
+
+FAKE_HEADS = """
+import pytest
+
+@pytest.mark.parametrize("model_class", ["BertForMaskedLM", "GPT2LMHeadModel", "ViTForImageClassification"])
+def test_train_step(model_class):
+    assert model_class != "GPT2LMHeadModel", "the loss did not fall"
+"""
+
+
+def test_line_counts_model_classes(suite_pytester: pytest.Pytester) -> None:
+    from test.common.models.heads import load_heads
+
+    suite_pytester.makepyfile(test_fake_heads=FAKE_HEADS)
+    result = suite_pytester.runpytest()
+    result.assert_outcomes(passed=2, failed=1)
+    total = len(load_heads())
+    result.stdout.fnmatch_lines(
+        [
+            f"model classes: {total} total, 2 passed, 0 xfailed, 1 failed, 0 skipped, "
+            f"{total - 3} not run (deselected)",
+            "  FAILED GPT2LMHeadModel: *the loss did not fall",
+        ]
+    )

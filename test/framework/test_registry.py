@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from test.common.models import registry
+from test.common.models.expectations import PLATFORM_KEYS, checks_of
 from test.common.models.registry import RegistryError, build_registry, load_registry
 from test.common.models.transformers_catalog import Catalog, load_catalog
 
@@ -33,9 +34,10 @@ def test_every_spec_has_a_known_modality_and_a_sane_cap() -> None:
 
 def test_every_expected_failure_has_a_reason() -> None:
     for spec in load_registry().values():
-        for test in registry.BATTERY_TESTS:
-            reason = spec.expected_failure_of(test)
-            assert reason is None or len(reason.strip()) > 10, (spec.model_type, test)
+        for check in checks_of("architecture"):
+            for platform in PLATFORM_KEYS:
+                reason = spec.expected_failure_of(check, (platform,))
+                assert reason is None or len(reason.strip()) > 10, (spec.model_type, check)
 
 
 @pytest.mark.parametrize(
@@ -54,23 +56,47 @@ def test_modality_is_guessed_from_the_auto_mappings(model_type: str, modality: s
 
 
 def test_rows_and_overlay_are_merged() -> None:
-    rows = {"alpha": {"modality": "vision", "expected_failures": {"bad_input": "casts ids"}}}
+    rows = {"alpha": {"modality": "vision", "expected_failures": {"cpu": {"bad_input": "casts"}}}}
     overlay = {"beta": {"checkpoints": ["org/beta-base"], "task": "fill-mask", "sources": ["a.py"]}}
     specs = build_registry(FAKE_CATALOG, rows, overlay)
     assert specs["alpha"].modality == "vision"
-    assert specs["alpha"].expected_failure_of("bad_input") == "casts ids"
+    assert specs["alpha"].expected_failure_of("bad_input") == "observed on cpu: casts"
     assert specs["alpha"].expected_failure_of("forward") is None
-    assert specs["alpha"].status == "partial xfail: bad_input"
+    assert specs["alpha"].status == "partial xfail: cpu: bad_input"
     assert specs["beta"].modality == "other"
     assert specs["beta"].checkpoints == ("org/beta-base",)
     assert specs["beta"].task == "fill-mask"
     assert specs["beta"].status == "runs"
 
 
-def test_forward_failure_spares_only_loads() -> None:
-    rows = {"alpha": {"forward_failure": "needs grid_thw", "expected_failures": {"loads": "cap"}}}
+def test_an_observation_applies_only_on_its_platform() -> None:
+    rows = {"alpha": {"expected_failures": {"cpu": {"reduced_precision": "no bf16 fft"}}}}
     spec = build_registry(FAKE_CATALOG, rows, {})["alpha"]
-    assert spec.expected_failure_of("loads") == "cap"
+    assert spec.expected_failure_of("reduced_precision", ("cpu",))
+    assert spec.expected_failure_of("reduced_precision", ("cuda",)) is None
+    assert spec.expected_failure_of("reduced_precision", ("rocm",)) is None
+
+
+def test_a_qualified_observation_applies_only_where_the_feature_is() -> None:
+    rows = {"alpha": {"expected_failures": {"cpu+amx": {"reduced_precision": "1.3 off"}}}}
+    spec = build_registry(FAKE_CATALOG, rows, {})["alpha"]
+    assert spec.expected_failure_of("reduced_precision", ("cpu+amx", "cpu"))
+    assert spec.expected_failure_of("reduced_precision", ("cpu",)) is None
+
+
+def test_requires_is_a_status_not_an_expected_failure() -> None:
+    spec = build_registry(FAKE_CATALOG, {"alpha": {"requires": ["timm"]}}, {})["alpha"]
+    assert spec.requires == ("timm",)
+    assert spec.status == "needs timm"
+    assert spec.expected_failure_of("forward") is None
+
+
+def test_forward_failure_spares_only_loads() -> None:
+    rows = {
+        "alpha": {"forward_failure": "needs grid_thw", "expected_failures": {"cpu": {"loads": "cap"}}}
+    }
+    spec = build_registry(FAKE_CATALOG, rows, {})["alpha"]
+    assert spec.expected_failure_of("loads") == "observed on cpu: cap"
     assert spec.expected_failure_of("forward") == "needs grid_thw"
     assert spec.expected_failure_of("bad_input") == "needs grid_thw"
     assert spec.status == "xfail after loading: needs grid_thw"
@@ -92,7 +118,13 @@ def test_whole_battery_xfail_status() -> None:
         ({"alpha": {"colour": "red"}}, {}, "unknown keys ['colour']"),
         ({"alpha": {"inputs": {"fames": 32}}}, {}, "[alpha.inputs] has unknown keys ['fames']"),
         ({"alpha": {"modality": "smell"}}, {}, "modality 'smell' is not one of"),
-        ({"alpha": {"expected_failures": {"fly": "no wings"}}}, {}, "unknown tests ['fly']"),
+        ({"alpha": {"expected_failures": {"cpu": {"fly": "no"}}}}, {}, "unknown checks ['fly']"),
+        ({"alpha": {"expected_failures": {"bad_input": "x"}}}, {}, "unknown platform 'bad_input'"),
+        ({"alpha": {"expected_failures": {"tpu": {}}}}, {}, "unknown platform 'tpu'"),
+        ({"alpha": {"expected_failures": {"cpu": "x"}}}, {}, "expected_failures.cpu must be a"),
+        ({"alpha": {"expected_failures": {"cpu": {"forward": ""}}}}, {}, "cpu.forward needs a"),
+        ({"alpha": {"expected_failures": []}}, {}, "must be a table of platforms"),
+        ({"alpha": {"requires": "timm"}}, {}, "requires must be a list"),
         ({"alpha": {"expected_failure": " "}}, {}, "expected_failure needs a reason"),
         ({"alpha": {"forward_failure": 3}}, {}, "forward_failure needs a reason"),
         ({"alpha": {"max_parameters": 9}}, {}, "max_parameters needs max_parameters_reason"),

@@ -21,13 +21,21 @@ from __future__ import annotations
 
 import collections
 import copy
-import dataclasses
 import gc
-import os
 from typing import Any
 
 import pytest
 
+from test.common.checks.running import (
+    GOLDEN_SEED,
+    Subject,
+    assert_close,
+    make_subject,
+    on,
+    one_thread_per_worker,
+    primary,
+    run,
+)
 from test.common.models.registry import MODALITIES, load_registry
 
 pytestmark = [pytest.mark.model_test, pytest.mark.model]
@@ -57,8 +65,6 @@ DEVICE_TOLERANCE = 5e-3
 #: allow 1e-6 + 1e-4 relative in float32; docs/GOLDENS.md has the measured spread.
 ATTENTION_ATOL = 1e-5
 ATTENTION_RTOL = 1e-4
-#: The global seed set before a golden forward, for the few models that draw in eval.
-GOLDEN_SEED = 0
 
 
 def _architecture_params(test_name: str, config: pytest.Config) -> list[Any]:
@@ -69,9 +75,6 @@ def _architecture_params(test_name: str, config: pytest.Config) -> list[Any]:
         marks = [pytest.mark.xdist_group(spec.model_type)]
         if spec.modality in MODALITY_MARKS:
             marks.append(getattr(pytest.mark, MODALITY_MARKS[spec.modality]))
-        reason = spec.expected_failure_of(test_name)
-        if reason:
-            marks.append(pytest.mark.xfail(reason=reason, strict=True))
         params.append(pytest.param(spec.model_type, id=spec.model_type, marks=marks))
     return params
 
@@ -100,57 +103,6 @@ def attention_paths(model_type: str, config: pytest.Config) -> tuple[str, ...]:
 _ATTENTION_PATHS: dict[str, tuple[str, ...]] = {}
 
 
-@dataclasses.dataclass
-class Subject:
-    """An architecture's tiny model, its input recipe and a batch of inputs (CPU)."""
-
-    spec: Any
-    tiny: Any
-    recipe: Any
-    inputs: dict[str, Any]
-    #: Outputs computed once per device and shared by the checks (never modified).
-    _outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    _padded: dict[str, tuple[dict[str, Any], list[dict[str, Any]], int, Any]] = dataclasses.field(
-        default_factory=dict
-    )
-
-    @property
-    def model(self) -> Any:
-        return self.tiny.model
-
-    def outputs(self, device: str) -> Any:
-        """The model's outputs on the battery's inputs on `device`, computed once, with
-        the global seed set (for the few models that draw in eval): forward, golden,
-        determinism, round trip, bad input and bfloat16 all start from it."""
-        if device not in self._outputs:
-            import torch
-
-            model = on(self, device)
-            torch.manual_seed(GOLDEN_SEED)
-            self._outputs[device] = run(model, self.inputs, device)
-        return self._outputs[device]
-
-    def reference(self, device: str) -> Any:
-        """The primary output of `outputs(device)`."""
-        return primary(self.outputs(device), self.recipe)
-
-    def padded(self, device: str) -> tuple[dict[str, Any], list[dict[str, Any]], int, Any]:
-        """(padded batch, its items alone, padding of item 1, the batch's primary output
-        on `device`), computed once: batch consistency and attention paths share it."""
-        if device not in self._padded:
-            from test.common.models.model_inputs import padded_text_batch
-
-            batch, singles, padding = padded_text_batch(self.recipe)
-            output = primary(run(on(self, device), batch, device), self.recipe)
-            self._padded[device] = (batch, singles, padding, output)
-        return self._padded[device]
-
-    @property
-    def cpu_reference(self) -> Any:
-        """The primary output on CPU, float32: what every device is compared with."""
-        return self.reference("cpu")
-
-
 #: How often this worker built each architecture's subject: once, or the
 #: fixture's scope is broken (tiny_models.BUILD_COUNTS also counts other users).
 SUBJECT_BUILDS: collections.Counter[str] = collections.Counter()
@@ -158,19 +110,13 @@ SUBJECT_BUILDS: collections.Counter[str] = collections.Counter()
 
 @pytest.fixture(scope="module")
 def subject(architecture: str):
-    from test.common.models import model_inputs, tiny_models
+    from test.common.models import tiny_models
 
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        # One thread per worker: xdist already runs one worker per core, and tiny
-        # models gain nothing from intra-op threads but contention.
-        import torch
-
-        torch.set_num_threads(1)
+    one_thread_per_worker()
     spec = load_registry()[architecture]
     tiny = tiny_models.build_tiny_model(architecture)
     SUBJECT_BUILDS[architecture] += 1
-    recipe = model_inputs.recipe_for(tiny.model, spec.inputs)
-    yield Subject(spec, tiny, recipe, model_inputs.make_inputs(recipe))
+    yield make_subject(spec, tiny)
     # Release the model before the worker builds the next architecture.
     del tiny
     gc.collect()
@@ -179,41 +125,6 @@ def subject(architecture: str):
 @pytest.fixture(autouse=True)
 def _record_tiny_weights(record_property: Any) -> None:
     record_property("model_weights", "tiny")
-
-
-def run(
-    model: Any, inputs: dict[str, Any], device: str, dtype: Any = None, keep: tuple[str, ...] = ()
-) -> Any:
-    import torch
-
-    from test.common.models.model_inputs import forward_parameters, to_device
-
-    # The battery compares outputs, not caches: building a cache breaks hybrid
-    # (attention + Mamba/linear) models whose tiny stack has no attention layer first.
-    options = {"use_cache": False} if "use_cache" in forward_parameters(model) else {}
-    with torch.no_grad():
-        return model(**to_device(inputs, device, dtype, keep), **options)
-
-
-def primary(outputs: Any, recipe: Any) -> Any:
-    """The output the checks compare: the recipe's `output`, else the first tensor."""
-    from test.common.models.model_inputs import primary_output
-
-    tensor = primary_output(outputs, recipe.output)
-    assert tensor is not None, f"the model returned no tensor: {type(outputs).__name__}"
-    return tensor
-
-
-def on(subject: Subject, device: str) -> Any:
-    return subject.model.to(device)
-
-
-def assert_close(actual: Any, expected: Any, atol: float, rtol: float, what: str) -> None:
-    actual, expected = actual.detach().float().cpu(), expected.detach().float().cpu()
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    difference = (actual - expected).abs().max().item() if actual.numel() else 0.0
-    allowed = atol + rtol * (expected.abs().max().item() if expected.numel() else 0.0)
-    assert difference <= allowed, f"{what}: max difference {difference:.3g} > {allowed:.3g}"
 
 
 def test_loads(

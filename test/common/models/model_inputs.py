@@ -821,12 +821,17 @@ def to_device(
     inputs: Mapping[str, Any], device: str, dtype: Any = None, keep: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """Inputs moved to `device`; floating tensors cast to `dtype` when given, but those
-    named in `keep`."""
+    named in `keep`.  Lists of tables (a detector's labels) are moved item by item;
+    values that are not tensors (flags) are passed as they are."""
     moved = {}
     for key, value in inputs.items():
-        if dtype is not None and value.is_floating_point() and key not in keep:
-            value = value.to(dtype)
-        moved[key] = value.to(device)
+        if isinstance(value, list):
+            value = [to_device(entry, device, dtype, keep) for entry in value]
+        elif hasattr(value, "is_floating_point"):
+            if dtype is not None and value.is_floating_point() and key not in keep:
+                value = value.to(dtype)
+            value = value.to(device)
+        moved[key] = value
     return moved
 
 

@@ -9,11 +9,16 @@ per architecture is data, in one declarative file, test/common/models/architectu
     modality = "audio"                        # else derived from the auto mappings
     config_overrides = { max_source_positions = 16 }
     inputs = { frames = 32 }                  # input recipe (test/common/models/model_inputs.py)
-    expected_failure = "why it cannot pass"   # strict xfail of every battery test
-    expected_failures = { bad_input = "..." } # strict xfail of one battery test
-    forward_failure = "why"                   # builds, but every test that runs it fails
+    expected_failure = "why it cannot pass"   # strict xfail of every check, everywhere
+    forward_failure = "why"                   # builds, but every check that runs it fails
+    requires = ["timm"]                       # skipped, naming the package, where missing
     max_parameters = 6_000_000                # above the 5M cap, with:
     max_parameters_reason = "why"
+
+    [whisper.expected_failures.cpu]           # observed on the CPU: a strict xfail there only
+    bad_input = "why"
+
+Expected failures are keyed by platform (test/common/models/expectations.py).
 
 An optional overlay, test/common/models/converted_models.toml (written by the legacy
 converter), adds real checkpoint names and a task per architecture.
@@ -34,6 +39,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from test.common.models import expectations
+from test.common.models.expectations import RegistryError
 from test.common.models.model_inputs import RECIPE_FIELDS
 from test.common.models.transformers_catalog import Catalog, load_catalog
 
@@ -53,18 +60,6 @@ MODALITIES = (
 )
 #: Default parameter cap of a tiny model; a row may raise it, with a reason.
 PARAMETER_CAP = 5_000_000
-#: The battery's tests, by the names rows use in `expected_failures`.
-BATTERY_TESTS = (
-    "loads",
-    "round_trip",
-    "forward",
-    "determinism",
-    "batch_consistency",
-    "bad_input",
-    "reduced_precision",
-    "golden",
-    "attention_paths",
-)
 ROW_KEYS = frozenset(
     {
         "modality",
@@ -73,6 +68,7 @@ ROW_KEYS = frozenset(
         "expected_failure",
         "expected_failures",
         "forward_failure",
+        "requires",
         "max_parameters",
         "max_parameters_reason",
     }
@@ -120,41 +116,48 @@ MODALITY_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
-class RegistryError(ValueError):
-    """The registry data file (or the overlay) is malformed."""
-
-
 @dataclasses.dataclass(frozen=True)
 class ArchitectureSpec:
-    """What the battery needs to know about one architecture."""
+    """What the checks need to know about one architecture."""
 
     model_type: str
     modality: str
     config_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     inputs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     expected_failure: str | None = None
-    expected_failures: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: {platform: {check: reason}}: observations, each applying where it was seen.
+    expected_failures: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
     forward_failure: str | None = None
+    requires: tuple[str, ...] = ()
     max_parameters: int = PARAMETER_CAP
     max_parameters_reason: str | None = None
     checkpoints: tuple[str, ...] = ()
     task: str | None = None
     sources: tuple[str, ...] = ()
 
-    def expected_failure_of(self, test: str) -> str | None:
-        """Why battery test `test` is expected to fail here, or None."""
-        if self.expected_failure or test in self.expected_failures:
-            return self.expected_failure or self.expected_failures[test]
-        return self.forward_failure if test != "loads" else None
+    def expected_failure_of(self, check: str, keys: Sequence[str] = ("cpu",)) -> str | None:
+        """Why `check` is expected to fail on the platform looked up by `keys`
+        (hardware.observation_keys), or None."""
+        if self.expected_failure:
+            return self.expected_failure
+        observed = expectations.observed_failure(self.expected_failures, check, keys)
+        if observed:
+            return observed
+        return self.forward_failure if check != "loads" else None
 
     @property
     def status(self) -> str:
         if self.expected_failure:
             return f"xfail: {self.expected_failure}"
+        if self.requires:
+            return f"needs {', '.join(self.requires)}"
         if self.forward_failure:
             return f"xfail after loading: {self.forward_failure}"
         if self.expected_failures:
-            return "partial xfail: " + ", ".join(sorted(self.expected_failures))
+            return "partial xfail: " + "; ".join(
+                f"{platform}: {', '.join(sorted(checks))}"
+                for platform, checks in sorted(self.expected_failures.items())
+            )
         return "runs"
 
 
@@ -205,17 +208,15 @@ def _check_row(path: Path, model_type: str, row: dict[str, Any]) -> None:
         raise RegistryError(
             f"{path}: [{model_type}] modality {modality!r} is not one of {MODALITIES}"
         )
-    unknown_tests = set(row.get("expected_failures", {})) - set(BATTERY_TESTS)
-    if unknown_tests:
-        raise RegistryError(
-            f"{path}: [{model_type}] expected_failures names unknown tests "
-            f"{sorted(unknown_tests)}; battery tests: {BATTERY_TESTS}"
-        )
-    reasons = {key: row[key] for key in ("expected_failure", "forward_failure") if key in row}
-    reasons.update(row.get("expected_failures", {}))
-    for key, reason in reasons.items():
+    where = f"{path}: [{model_type}]"
+    expectations.check_observations(
+        where, row.get("expected_failures", {}), expectations.checks_of("architecture")
+    )
+    expectations.check_requires(where, row.get("requires", []))
+    for key in ("expected_failure", "forward_failure"):
+        reason = row.get(key, "reason")
         if not (isinstance(reason, str) and reason.strip()):
-            raise RegistryError(f"{path}: [{model_type}] {key} needs a reason (a string)")
+            raise RegistryError(f"{where} {key} needs a reason (a string)")
     if "max_parameters" in row and not row.get("max_parameters_reason"):
         raise RegistryError(f"{path}: [{model_type}] max_parameters needs max_parameters_reason")
 
@@ -255,6 +256,7 @@ def build_registry(
             expected_failure=row.get("expected_failure"),
             expected_failures=row.get("expected_failures", {}),
             forward_failure=row.get("forward_failure"),
+            requires=tuple(row.get("requires", ())),
             max_parameters=int(row.get("max_parameters", PARAMETER_CAP)),
             max_parameters_reason=row.get("max_parameters_reason"),
             checkpoints=tuple(extra.get("checkpoints", ())),

@@ -229,6 +229,8 @@ SCALAR_TARGETS: dict[str, int] = {
     # Whisper-like encoders expect exactly twice this many spectrogram frames.
     "max_source_positions": 16,
     "num_nextn_predict_layers": 0,
+    # SpecAugment masks spans this long in training; the tiny audio has few frames.
+    "mask_time_length": 2,
 }
 
 #: Integer-list fields: depth lists become ones, width lists shrink keeping ratios,
@@ -492,10 +494,16 @@ def tiny_config(model_type: str, **overrides: Any) -> Any:
 
 
 def spec_of(model_type: str) -> ArchitectureSpec:
+    """The architecture's row; a model type with task heads but no AutoModel class
+    (trocr, upernet, vitpose, ...) gets an empty one."""
     registry = load_registry()
-    if model_type not in registry:
-        raise KeyError(f"{model_type!r} is not an AutoModel architecture of this transformers")
-    return registry[model_type]
+    if model_type in registry:
+        return registry[model_type]
+    from test.common.models.transformers_catalog import load_catalog
+
+    if model_type not in load_catalog().config_classes:
+        raise KeyError(f"{model_type!r} is not a model type of this transformers")
+    return ArchitectureSpec(model_type, "other")
 
 
 @dataclasses.dataclass
@@ -519,36 +527,62 @@ def count_parameters(model: Any) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
+def model_class(class_name: str | None) -> Any:
+    """transformers' class `class_name`, or AutoModel for None."""
+    import transformers
+
+    if class_name is None:
+        return transformers.AutoModel
+    return getattr(transformers, class_name)
+
+
+def config_for_class(config: Any, cls: Any) -> Any:
+    """The config `cls` takes: a text-only head (Qwen3_5ForCausalLM) of a composite
+    model type is given the text sub-config, as transformers' auto classes do."""
+    wanted = getattr(cls, "config_class", None)
+    if wanted is None or isinstance(config, wanted):
+        return config
+    text = config.get_text_config()
+    return text if isinstance(text, wanted) else config
+
+
+def _instantiate(cls: Any, config: Any) -> Any:
+    if hasattr(cls, "from_config"):  # an auto class
+        return cls.from_config(config)
+    return cls._from_config(config)
+
+
 def build_tiny_model(
     model_type: str,
     *,
     device: str = "cpu",
     overrides: dict[str, Any] | None = None,
     save_dir: pathlib.Path | None = None,
+    class_name: str | None = None,
 ) -> TinyModel:
-    """Build `model_type`'s AutoModel from its tiny config with keyed weights, save
-    it with safetensors, load it back with `from_pretrained` and return it in eval mode on
-    `device`.  Without `save_dir` the files go to a temporary directory that lives as
-    long as the process needs it (deleted at exit)."""
+    """Build `model_type`'s AutoModel (or its head `class_name`) from its tiny config with
+    keyed weights, save it with safetensors, load it back with `from_pretrained` and
+    return it in eval mode on `device`.  Without `save_dir` the files go to a temporary
+    directory that lives as long as the process needs it (deleted at exit)."""
     import torch
-    from transformers import AutoModel
 
     from test.common.models.weights import assign_keyed_weights
 
-    config = tiny_config(model_type, **(overrides or {}))
+    cls = model_class(class_name)
+    config = config_for_class(tiny_config(model_type, **(overrides or {})), cls)
     torch.manual_seed(SEED)
-    built = AutoModel.from_config(config)
+    built = _instantiate(cls, config)
     # A second build under another seed tells drawn values from computed ones.
     torch.manual_seed(SEED + 1)
-    twin = AutoModel.from_config(config)
+    twin = _instantiate(cls, config)
     assign_keyed_weights(built, twin)
     del twin
     if save_dir is None:
-        save_dir = pathlib.Path(_scratch().name) / model_type
+        save_dir = pathlib.Path(_scratch().name) / (class_name or model_type)
     built.save_pretrained(save_dir, safe_serialization=True)
     del built
-    model = AutoModel.from_pretrained(save_dir, use_safetensors=True).to(device).eval()
-    BUILD_COUNTS[model_type] += 1
+    model = cls.from_pretrained(save_dir, use_safetensors=True).to(device).eval()
+    BUILD_COUNTS[class_name or model_type] += 1
     return TinyModel(model_type, model, model.config, save_dir, count_parameters(model))
 
 

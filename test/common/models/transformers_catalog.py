@@ -83,12 +83,33 @@ def _class_name(node: ast.expr) -> str:
     raise CatalogError(f"unexpected auto-mapping value: {ast.dump(node)}")
 
 
-def _literal_pairs(call: ast.expr) -> dict[str, str] | None:
-    """The dict of an `OrderedDict([("key", "Value"), ...])` literal, else None."""
+def _spread(element: ast.expr, known: Mapping[str, dict[str, str]]) -> dict[str, str] | None:
+    """The table that `*list(OTHER.items())` spreads into a literal, if OTHER is known."""
+    if not isinstance(element, ast.Starred) or not isinstance(element.value, ast.Call):
+        return None
+    inner = element.value.args[0] if element.value.args else None
+    if not (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute)):
+        return None
+    if isinstance(inner.func.value, ast.Name) and inner.func.attr == "items":
+        return known.get(inner.func.value.id)
+    return None
+
+
+def _literal_pairs(
+    call: ast.expr, known: Mapping[str, dict[str, str]] | None = None
+) -> dict[str, str] | None:
+    """The dict of an `OrderedDict([("key", "Value"), ...])` literal, else None.  A
+    `*list(OTHER.items())` element spreads OTHER, an earlier table of `known`, into it
+    (MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES starts with the image-text-to-text table)."""
     if not (isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.List)):
         return None
     table: dict[str, str] = {}
     for element in call.args[0].elts:
+        spread = _spread(element, known or {})
+        if spread is not None:
+            for key, value in spread.items():
+                table.setdefault(key, value)
+            continue
         if not (isinstance(element, ast.Tuple) and len(element.elts) == 2):
             return None
         key = element.elts[0]
@@ -105,7 +126,7 @@ def read_mappings(path: Path) -> dict[str, dict[str, str]]:
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
-            table = _literal_pairs(node.value)
+            table = _literal_pairs(node.value, found)
             if isinstance(target, ast.Name) and table is not None:
                 found[target.id] = table
     return found
