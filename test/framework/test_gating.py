@@ -138,6 +138,56 @@ def test_device_argument_is_parametrized_per_device(suite_pytester: pytest.Pytes
     result.stdout.fnmatch_lines(["*test_forward[[]bert-cpu[]] PASSED*"])
 
 
+PLATFORM_PROBE = """
+import pytest
+
+from test.common.plugins.gating import platform_of
+
+@pytest.mark.model_test
+def test_forward(device, request):
+    assert device == "cuda"  # what torch calls a ROCm GPU
+    assert platform_of(request.node) == "rocm"
+"""
+
+
+@pytest.fixture
+def rocm_build_of_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installed torch, answering the probe as a ROCm build with a GPU would.
+
+    Only the probe's inputs are faked (torch.version.hip, cuda.is_available and the
+    device count); nothing torch computes is.
+    """
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.version, "hip", "6.4.43482")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    hardware.probe_platform.cache_clear()
+    hardware.detect_hardware.cache_clear()
+    yield
+    hardware.probe_platform.cache_clear()
+    hardware.detect_hardware.cache_clear()
+
+
+@pytest.mark.slow  # imports torch
+@pytest.mark.parametrize("device_option", ["--device=rocm", "--device=auto"])
+def test_model_tests_run_on_a_rocm_build(
+    suite_pytester: pytest.Pytester, rocm_build_of_torch: None, device_option: str
+) -> None:
+    suite_pytester.makepyfile(test_probe=PLATFORM_PROBE)
+    result = suite_pytester.runpytest("-v", "--run-model-tests", device_option, "-k", "rocm")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_forward[[]rocm[]] PASSED*"])
+
+
+@pytest.mark.slow  # imports torch
+def test_a_rocm_build_is_not_cuda(
+    suite_pytester: pytest.Pytester, rocm_build_of_torch: None
+) -> None:
+    result = suite_pytester.runpytest("--run-model-tests", "--device=cuda")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cuda is not available*torch is a ROCm build (hip 6.4*"])
+
+
 @pytest.mark.slow
 def test_gated_collection_imports_neither_torch_nor_transformers(tmp_path) -> None:
     """Collecting and skipping the real model tests must not load the heavy stack."""

@@ -129,25 +129,38 @@ def model_tests_enabled(config: pytest.Config) -> bool:
     return bool(config.getoption(RUN_MODEL_TESTS))
 
 
-def selected_devices(config: pytest.Config) -> list[str]:
-    """The torch device types model tests are parametrized over."""
+def selected_platforms(config: pytest.Config) -> list[str]:
+    """The platforms (cpu, cuda, rocm, mps, xpu) model tests are parametrized over."""
     requested = config.getoption("--device")
     if requested != "auto":
-        return [hardware.TORCH_DEVICE_OF_PLATFORM[requested]]
+        return [requested]
     if not model_tests_enabled(config):
-        # Gated: avoid importing torch just to name devices that will be skipped.
+        # Gated: avoid importing torch just to name platforms that will be skipped.
         return ["cpu"]
-    return hardware.detect_hardware().torch_devices()
+    return hardware.detect_hardware().torch_platforms()
+
+
+def platform_of(item: pytest.Item) -> str | None:
+    """The platform a model test runs on ('rocm' for a ROCm run, though its device is
+    'cuda'), from its platform marker; None for a test of no torch platform."""
+    for marker in item.iter_markers():
+        if marker.name in hardware.TORCH_DEVICE_OF_PLATFORM:
+            return marker.name
+    return None
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Give every test that takes a `device` argument one instance per device."""
+    """Give every test that takes a `device` argument one instance per platform: the
+    value is the torch device type, the id and marker are the platform (`[bert-rocm]`
+    gets device 'cuda' and the `rocm` marker, so the ROCm probe decides its skip)."""
     if "device" not in metafunc.fixturenames:
         return
     params = [
-        pytest.param(device, id=device, marks=getattr(pytest.mark, device))
-        for device in selected_devices(metafunc.config)
+        pytest.param(
+            hardware.torch_device_of(platform), id=platform, marks=getattr(pytest.mark, platform)
+        )
+        for platform in selected_platforms(metafunc.config)
     ]
     metafunc.parametrize("device", params)
 
