@@ -176,6 +176,11 @@ def _platform_skip_reason(item: pytest.Item) -> str | None:
 
 
 _GATED_BY = pytest.StashKey[Gate]()
+#: How many tests one gated item stands for: 1, or every parametrization of a test
+#: function folded into one item (test/common/plugins/gate_folding.py).
+GATED_TEST_COUNT = pytest.StashKey[int]()
+#: The user property a gated item's setup report carries: (GATED_PROPERTY, (marker, count)).
+GATED_PROPERTY = "gated"
 
 
 def closed_gate(config: pytest.Config, item: pytest.Item) -> Gate | None:
@@ -249,8 +254,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     path, line = _function_source(item)
     hooks.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     skipped = (path, (line or 0) + 1, f"Skipped: {gate.reason}")
+    count = item.stash.get(GATED_TEST_COUNT, 1)
     setup = pytest.TestReport(
-        item.nodeid, item.location, {}, "skipped", skipped, "setup", duration=0.0
+        item.nodeid,
+        item.location,
+        {},
+        "skipped",
+        skipped,
+        "setup",
+        duration=0.0,
+        user_properties=[(GATED_PROPERTY, (gate.marker, count))],
     )
     hooks.pytest_runtest_logreport(report=setup)
     # What pytest's own teardown phase does: finalize whatever the previous test
@@ -300,20 +313,40 @@ def _block_network_for_model_tests(request: pytest.FixtureRequest, monkeypatch: 
     return
 
 
-def count_gated(terminalreporter: Any, gate: Gate) -> int:
-    """Tests this gate skipped, counted from the reports (works on an xdist controller)."""
-    gated = 0
-    for report in terminalreporter.stats.get("skipped", []):
-        longrepr = getattr(report, "longrepr", None)
-        if isinstance(longrepr, tuple) and str(longrepr[-1]).endswith(gate.reason):
-            gated += 1
-    return gated
+def _gated_by(report: pytest.TestReport) -> tuple[str, int] | None:
+    """(marker, number of tests) of a gated item's setup report, else None."""
+    if report.when != "setup" or not report.skipped:
+        return None
+    for name, value in report.user_properties:
+        if name == GATED_PROPERTY:
+            marker, count = value
+            return marker, count
+    return None
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """A gated test is counted in one summary line per gate, not in the skips:
+    its empty category keeps it out of `-rs` and the final counts, since the
+    thousands of gated model tests would bury the skips that mean something."""
+    if _gated_by(report) is not None:
+        return "", "s", "GATED"
+    return None
+
+
+def count_gated(terminalreporter: Any) -> dict[str, int]:
+    """Gated tests per gate marker, from the reports (works on an xdist controller)."""
+    totals: dict[str, int] = {}
+    for report in terminalreporter.stats.get("", []):
+        gated = _gated_by(report)
+        if gated is not None:
+            totals[gated[0]] = totals.get(gated[0], 0) + gated[1]
+    return totals
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    totals = count_gated(terminalreporter)
     for gate in GATES:
-        gated = count_gated(terminalreporter, gate)
-        if gated:
+        if totals.get(gate.marker):
             terminalreporter.write_line(
-                f"{gate.noun}s gated: {gated} (pass {gate.flag} to run them)"
+                f"{gate.noun}s gated: {totals[gate.marker]} (pass {gate.flag} to run them)"
             )
