@@ -30,6 +30,7 @@ TEST_TOOLS = (
     # is checked against.
     "scipy",
     "nox",  # test_ci_matrix.py asks nox which sessions exist
+    "parso",  # the legacy converter reads files that do not parse with it
 )
 #: What loading and running models needs, on top of TEST_TOOLS.
 MODEL_STACK = (
