@@ -16,6 +16,7 @@ settings.load_profile("quick")
 pytest_plugins = [
     "pytester",
     "test.common.plugins.gating",
+    "test.common.plugins.gate_folding",
     "test.common.plugins.battery_report",
     "test.common.plugins.sharding",
     "test.common.plugins.model_source",

@@ -7,6 +7,8 @@ go to pytest: `nox -s models-cpu -- -k bert`.  Add `-r` to reuse the virtualenvs
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import nox
@@ -28,6 +30,7 @@ TEST_TOOLS = (
     # is checked against.
     "scipy",
     "nox",  # test_ci_matrix.py asks nox which sessions exist
+    "parso",  # the legacy converter reads files that do not parse with it
 )
 #: What loading and running models needs, on top of TEST_TOOLS.
 MODEL_STACK = (
@@ -44,12 +47,59 @@ MODEL_STACK = (
 PARALLEL = ("-n", "auto", "--dist", "loadgroup")
 
 
+#: PyTorch's own wheel indexes, for the platforms whose torch build is not the one on
+#: PyPI (PyPI's Linux torch is the CUDA build, several GB; macOS gets its MPS build and
+#: CUDA sessions their CUDA build from PyPI).  The version still comes from
+#: constraints.txt (`torch==2.13.0` also matches `2.13.0+cpu` and `2.13.0+rocm7.2`).
+#: rocm7.2: the ROCm build published for torch 2.13.0 according to third-party install
+#: notes; not checked against the index from here (no internet).
+TORCH_INDEX_OF_PLATFORM = {
+    "cpu": "https://download.pytorch.org/whl/cpu",
+    "rocm": "https://download.pytorch.org/whl/rocm7.2",
+}
+#: What a model session prints before its tests: which torch ran, and its build.
+TORCH_BANNER = (
+    "import torch; print(f'torch {torch.__version__} from {torch.__file__} "
+    '(cuda {torch.version.cuda}, hip {getattr(torch.version, "hip", None)})\')'
+)
+
 #: Architectures whose battery and priority tests run under coverage (one per modality+).
 COVERAGE_ARCHITECTURES = ("bert", "gpt2", "vit", "whisper", "clip")
 
 
+def _uses_current_environment(session: nox.Session) -> bool:
+    """`nox --no-venv -s models-cuda`: run on the interpreter nox runs in, with its
+    torch, installing nothing (a GPU box with its own torch and no package index)."""
+    return session.venv_backend == "none"
+
+
 def _install(session: nox.Session, *packages: str) -> None:
-    session.install("-c", CONSTRAINTS, *packages)
+    if not _uses_current_environment(session):
+        session.install("-c", CONSTRAINTS, *packages)
+
+
+def torch_index_arguments(platform: str, environment: dict[str, str]) -> list[str]:
+    """pip arguments that make `platform`'s torch build come from its own index.
+
+    None where the default index has the right build (cuda, mps), and none where a
+    local wheel folder is given (PIP_FIND_LINKS, e.g. /opt/wheels for `.ci/run`) or
+    no index may be used (PIP_NO_INDEX): a machine without internet then installs
+    its local wheel instead of failing to reach download.pytorch.org.
+    """
+    if environment.get("PIP_FIND_LINKS") or environment.get("PIP_NO_INDEX"):
+        return []
+    index = TORCH_INDEX_OF_PLATFORM.get(platform)
+    return ["--index-url", index] if index else []
+
+
+def _python(session: nox.Session) -> str:
+    return sys.executable if _uses_current_environment(session) else "python"
+
+
+def _install_torch(session: nox.Session, platform: str) -> None:
+    """torch first, alone, from its platform's index: the rest then finds it installed."""
+    _install(session, *torch_index_arguments(platform, dict(os.environ)), "torch")
+    session.run(_python(session), "-c", TORCH_BANNER, external=True)
 
 
 def _run_pytest(
@@ -62,17 +112,21 @@ def _run_pytest(
 ) -> None:
     """Install the pinned tools (and the model stack when `models`), then run pytest
     (on `paths` when `models`)."""
+    if models or "torch" in extra_packages:
+        # `auto` (every device present) takes the default index's build.
+        _install_torch(session, device)
     _install(session, *TEST_TOOLS, *(MODEL_STACK if models else ()), *extra_packages)
     # Every session runs the slow tests and many hypothesis examples; a bare
     # `pytest` skips the former and tries few of the latter.
-    command = ["pytest", "--run-slow", "--hypothesis-profile=thorough", *args]
+    command = [_python(session), "-m", "pytest", "--run-slow", "--hypothesis-profile=thorough"]
+    command += args
     if models:
         command += ["--run-model-tests", f"--device={device}", *paths]
     # pytest exits 5 when nothing was collected.  For the whole suite that means
     # tests went missing (a failure); for a run narrowed by `-- -k ...` or an
     # empty shard it only means the filter matched nothing.
     accepted = [0, 5] if session.posargs else [0]
-    session.run(*command, *session.posargs, success_codes=accepted)
+    session.run(*command, *session.posargs, success_codes=accepted, external=True)
 
 
 @nox.session(tags=["ci", "framework"])
@@ -173,12 +227,17 @@ def coverage(session: nox.Session) -> None:
         "test/improved/test_fault_injection.py",
         *(f"test/improved/test_hf_{arch}_improved.py" for arch in COVERAGE_ARCHITECTURES),
         extra_packages=MODEL_STACK,
+        device="cpu",
     )
 
 
 @nox.session(tags=["ci", "lint"])
 def lint(session: nox.Session) -> None:
-    """ruff check and format check."""
-    _install(session, "ruff")
+    """ruff check and format check; the workflow against GitHub's schema and zizmor's
+    audits (both offline: the schema ships with check-jsonschema)."""
+    _install(session, "ruff", "check-jsonschema", "zizmor")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    workflows = [str(path) for path in sorted((ROOT / ".github" / "workflows").glob("*.yml"))]
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    session.run("zizmor", "--offline", *workflows)

@@ -39,9 +39,11 @@ from scripts.legacy_mapping import (  # noqa: E402
 from scripts.legacy_reader import (  # noqa: E402
     DEFAULT_MAX_BYTES,
     BadInput,
+    LegacyFacts,
     extract_facts,
     parse_source,
     read_source,
+    salvage_statements,
 )
 
 OVERLAY = Path("test/common/models/converted_models.toml")
@@ -54,6 +56,7 @@ SHOWN_PROBLEMS = 20
 #: Every outcome a file can end with; the summary counts each.
 OUTCOMES = (
     "converted",
+    "salvaged",
     "no_model",
     "unmapped",
     "outside_battery",
@@ -122,27 +125,47 @@ def display_path(path: Path, source: Path, output_root: Path) -> str:
     return absolute.as_posix()
 
 
+def _read_facts(path: Path, shown: str, max_bytes: int) -> tuple[LegacyFacts, str]:
+    """The file's facts, and '' or why they come from the statements that parse alone."""
+    text = read_source(path, max_bytes)
+    try:
+        return extract_facts(parse_source(text, shown), path), ""
+    except BadInput as bad:
+        if bad.outcome != "syntax_error":
+            raise
+        facts = extract_facts(salvage_statements(text), path)
+        if not facts.tests_a_model:
+            raise
+        return facts, f"salvaged: does not parse ({bad.reason}), read from what does; "
+
+
 def convert_file(path: Path, shown: str, resolver: Resolver, max_bytes: int) -> FileResult:
     """Read, parse, and map one file; never raises for bad input."""
     try:
-        tree = parse_source(read_source(path, max_bytes), shown)
+        facts, salvaged = _read_facts(path, shown, max_bytes)
     except BadInput as bad:
         return FileResult(shown, bad.outcome, bad.reason)
-    facts = extract_facts(tree, path)
     if not facts.tests_a_model:
         return FileResult(shown, "no_model", _no_model_reason(facts))
     resolution = resolver.resolve(facts)
-    result = FileResult(shown, "unmapped", resolution.reason, warnings=resolution.warnings)
+    result = FileResult(
+        shown, "unmapped", salvaged + resolution.reason, warnings=resolution.warnings
+    )
     for candidate in facts.candidate_ids():
         kept, why = check_hub_id(candidate)
-        if kept:
+        problem = (
+            kept
+            and resolution.model_type
+            and resolver.checkpoint_problem(kept, candidate, resolution.model_type, facts)
+        )
+        if kept and not problem:
             result.checkpoints.append(kept)
         else:
-            result.rejected_ids.append({"id": candidate, "reason": why})
+            result.rejected_ids.append({"id": candidate, "reason": problem or why})
     result.checkpoints = sorted(set(result.checkpoints))
     if resolution.model_type:
         result.model_type, result.task = resolution.model_type, resolution.task
-        result.outcome = "converted"
+        result.outcome = "salvaged" if salvaged else "converted"
         if resolution.model_type not in resolver.catalog.base_model_classes:
             # The registry (and so the battery) holds AutoModel architectures only.
             result.outcome = "outside_battery"
@@ -170,7 +193,7 @@ def collect_entries(results: list[FileResult]) -> tuple[dict[str, Entry], list[s
     """Collapse the converted files of each model_type (variants) into one row."""
     grouped: dict[str, list[FileResult]] = {}
     for result in results:
-        if result.outcome == "converted" and result.model_type:
+        if result.outcome in ("converted", "salvaged") and result.model_type:
             grouped.setdefault(result.model_type, []).append(result)
     entries, notes = {}, []
     for model_type, members in sorted(grouped.items()):

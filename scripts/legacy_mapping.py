@@ -13,9 +13,12 @@ import ast
 import difflib
 import functools
 import re
+import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from scripts.legacy_checkpoints import checkpoint_owners
 from scripts.legacy_reader import LegacyFacts
 from test.common.models.transformers_catalog import Catalog, load_catalog, transformers_dir
 
@@ -198,6 +201,9 @@ class Resolver:
         # (AutoModel registers `mlcd` whose config type is `mlcd_vision_model`).
         known = [*self.catalog.config_classes, *self.catalog.base_model_classes]
         self._by_key = {canonical_key(mt): mt for mt in known}
+        self.aliases = {
+            canonical_key(product): target for product, target in load_aliases().items()
+        }
         self._class_index = self._build_class_index()
 
     def _build_class_index(self) -> dict[str, str]:
@@ -225,10 +231,14 @@ class Resolver:
         return max(prefixed, key=len) if prefixed else None
 
     def model_type_of_name(self, name: str) -> str | None:
-        """A family spelling -> model_type: exact key first, then without variant suffixes."""
+        """A family spelling -> model_type: exact key (or a product alias, legacy_aliases.toml)
+        first, then without variant suffixes."""
         words = [w for w in re.split(r"[-_\s]+", name.strip("_-")) if w]
         while words:
-            model_type = self._by_key.get(canonical_key("".join(words)))
+            key = canonical_key("".join(words))
+            model_type = self._by_key.get(key) or self._by_key.get(
+                canonical_key(self.aliases.get(key, ""))
+            )
             if model_type:
                 return model_type
             if words[-1].lower() not in VARIANT_SUFFIXES:
@@ -236,31 +246,77 @@ class Resolver:
             words.pop()
         return None
 
-    def resolve(self, facts: LegacyFacts) -> Resolution:
-        """The model_type from the first signal that names a real one, in order of reliability."""
-        signals = [("file name", facts.family)]
-        signals += [("registry name", name) for name in _registry_families(facts)]
-        signals += [("test class", family) for family in facts.test_class_families]
-        for source, name in signals:
-            model_type = self.model_type_of_name(name)
-            if model_type:
-                return self._finish(facts, model_type, f"{source} {name!r}")
-        for class_name in facts.model_classes:
-            if class_name in self._class_index:
-                model_type = self._class_index[class_name]
-                return self._finish(facts, model_type, f"model class {class_name}")
-        return Resolution(None, self._unmapped_reason(facts))
+    def signals(self, facts: LegacyFacts) -> list[tuple[str, str | None]]:
+        """(evidence, the model_type it names or None): the file name first, then the
+        content: registry names, test classes, model classes."""
+        found = [(f"file name {facts.family!r}", self.model_type_of_name(facts.family))]
+        found += [
+            (f"registry name {name!r}", self.model_type_of_name(name))
+            for name in _registry_families(facts)
+        ]
+        found += [
+            (f"test class {family!r}", self.model_type_of_name(family))
+            for family in facts.test_class_families
+        ]
+        found += [
+            (f"model class {name}", self._class_index.get(name)) for name in facts.model_classes
+        ]
+        return found
 
-    def _finish(self, facts: LegacyFacts, model_type: str, signal: str) -> Resolution:
-        resolution = Resolution(model_type, f"{signal} is model_type {model_type!r}")
-        for class_name in facts.model_classes:
-            owner = self._class_index.get(class_name)
-            if owner and owner != model_type:
-                resolution.warnings.append(
-                    f"model class {class_name} belongs to {owner!r}, not {model_type!r}"
-                )
+    def resolve(self, facts: LegacyFacts) -> Resolution:
+        """The model_type the content names most often (registry, test class, model classes),
+        the file name breaking ties; the file name alone when the content names none.
+
+        Legacy generators copied one family's template to make another's file: a
+        `test_hf_marian.py` whose registry, test class and model class are T5's tests T5.
+        """
+        signals = self.signals(facts)
+        content = Counter(model_type for _, model_type in signals[1:] if model_type)
+        named_by_file = signals[0][1]
+        if content:
+            most = max(content.values())
+            leaders = [model_type for model_type, votes in content.items() if votes == most]
+            chosen = named_by_file if named_by_file in leaders else leaders[0]
+        elif named_by_file:
+            chosen = named_by_file
+        else:
+            return Resolution(None, self._unmapped_reason(facts))
+        return self._finish(facts, chosen, signals)
+
+    def _finish(
+        self, facts: LegacyFacts, model_type: str, signals: list[tuple[str, str | None]]
+    ) -> Resolution:
+        agreeing = [evidence for evidence, named in signals if named == model_type]
+        resolution = Resolution(model_type, f"{agreeing[0]} is model_type {model_type!r}")
+        disagreeing = [
+            (evidence, named) for evidence, named in signals if named not in (None, model_type)
+        ]
+        if disagreeing:
+            said = "; ".join(f"{evidence} says {named!r}" for evidence, named in disagreeing)
+            resolution.warnings.append(
+                f"the file disagrees with itself: {said}; decided {model_type!r} by the "
+                f"content ({', '.join(agreeing)})"
+            )
         resolution.task = self._choose_task(facts, model_type, resolution.warnings)
         return resolution
+
+    def checkpoint_problem(
+        self, checkpoint: str, written: str, model_type: str, facts: LegacyFacts
+    ) -> str | None:
+        """Why `checkpoint` (written `written` in the file) is not a `model_type` checkpoint,
+        or None: transformers' source ties it to other model_types only, or the legacy
+        registry entry that names it loads another model_type's class."""
+        owners = checkpoint_owners().get(checkpoint.lower())
+        if owners and model_type not in owners:
+            named = ", ".join(map(repr, owners[:3])) + (
+                f" and {len(owners) - 3} more" if len(owners) > 3 else ""
+            )
+            return f"belongs to {named} (named in that source of transformers), not {model_type!r}"
+        for class_name in facts.registry_classes.get(written, []):
+            owner = self._class_index.get(class_name)
+            if owner and owner != model_type:
+                return f"its registry entry loads {class_name}, a {owner!r} class"
+        return None
 
     def _unmapped_reason(self, facts: LegacyFacts) -> str:
         names = [facts.family, *_registry_families(facts), *facts.test_class_families]
@@ -317,6 +373,16 @@ class Resolver:
             if len(best) == 1:
                 return best[0]
         return None
+
+
+#: Product names -> model_type (flan-t5 -> t5): data, checked by a framework test.
+ALIASES_FILE = Path(__file__).with_name("legacy_aliases.toml")
+
+
+@functools.cache
+def load_aliases() -> dict[str, str]:
+    with ALIASES_FILE.open("rb") as stream:
+        return dict(tomllib.load(stream))
 
 
 def _registry_families(facts: LegacyFacts) -> list[str]:

@@ -10,7 +10,10 @@ legacy_mapping's job.
 from __future__ import annotations
 
 import ast
+import io
 import re
+import textwrap
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +63,8 @@ class LegacyFacts:
     test_class_families: list[str] = field(default_factory=list)
     default_ids: list[str] = field(default_factory=list)
     registry_ids: list[str] = field(default_factory=list)
+    #: registry id -> the model classes its entry names
+    registry_classes: dict[str, list[str]] = field(default_factory=dict)
     loaded_ids: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     model_classes: list[str] = field(default_factory=list)
@@ -100,13 +105,23 @@ def read_source(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     nul = data.find(b"\x00")
     if nul >= 0:
         raise BadInput("binary", f"contains a NUL byte at offset {nul}")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise BadInput("not_utf8", f"not UTF-8: byte {error.start} ({error.reason})") from None
+    text = decode_source(data)
     if not text.strip():
         raise BadInput("empty", "the file is empty")
     return text
+
+
+def decode_source(data: bytes) -> str:
+    """Decode as Python does: a PEP 263 coding line (`# -*- coding: latin-1 -*-`) names the
+    encoding, else UTF-8 (a BOM allowed)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as error:  # an unknown encoding, or a BOM contradicting the cookie
+        raise BadInput("not_utf8", f"bad coding line: {error.msg}") from None
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise BadInput("not_utf8", f"not {encoding}: byte {error.start} ({error.reason})") from None
 
 
 def parse_source(text: str, filename: str) -> ast.Module:
@@ -123,22 +138,54 @@ def parse_source(text: str, filename: str) -> ast.Module:
     return tree
 
 
+#: parso node types that hold statements whose parts may parse on their own.
+_STATEMENT_HOLDERS = frozenset({"file_input", "classdef", "funcdef", "suite", "error_node"})
+
+
+def salvage_statements(text: str) -> ast.Module:
+    """The statements of a file that does not parse, which do parse on their own.
+
+    parso (error-tolerant, the parser behind jedi) splits the file into statements
+    despite the errors; each is then parsed by `ast` alone, and one that still fails
+    is searched for smaller statements inside it (a class whose one method has an
+    unbalanced parenthesis keeps its other methods).  Nothing is executed.
+    """
+    import parso
+
+    found: list[ast.stmt] = []
+    try:
+        pending = [parso.parse(text, error_recovery=True)]
+        while pending:
+            node = pending.pop()
+            if node.type != "file_input" and _parses_alone(node.get_code(), found):
+                continue
+            if node.type in _STATEMENT_HOLDERS or node.type.endswith("_stmt"):
+                pending.extend(reversed(getattr(node, "children", [])))
+    except (RecursionError, MemoryError):  # nesting too deep for parso: nothing to salvage
+        return ast.Module(body=[], type_ignores=[])
+    return ast.Module(body=found, type_ignores=[])
+
+
+def _parses_alone(code: str, found: list[ast.stmt]) -> bool:
+    """Add the statements of `code` (dedented) to `found` if it parses by itself."""
+    try:
+        found.extend(ast.parse(textwrap.dedent(code.lstrip("\n"))).body)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
 def extract_facts(tree: ast.Module, path: Path) -> LegacyFacts:
     """Collect ids, tasks, classes and the family named anywhere in the module."""
     facts = LegacyFacts(family=family_from_filename(path))
     for node in tree.body:
         _read_registry(node, facts)
     for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef):
-            _read_class(node, facts)
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
-            _read_assignment(node, facts)
-        elif isinstance(node, ast.Call):
-            _read_call(node, facts)
-        elif isinstance(node, ast.Dict):
-            _read_kwargs_dict(node, facts)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            _read_import(node, facts)
+        # One dictionary lookup per node instead of a chain of isinstance checks: this
+        # loop is most of a conversion's time.
+        reader = _READERS.get(type(node))
+        if reader is not None:
+            reader(node, facts)
     for name in ("default_ids", "registry_ids", "loaded_ids", "tasks", "model_classes"):
         setattr(facts, name, _unique(getattr(facts, name)))
     return facts
@@ -176,18 +223,25 @@ def _read_registry(node: ast.stmt, facts: LegacyFacts) -> None:
         return
     facts.registry_names.extend(names)
     for key, value in zip(node.value.keys, node.value.values, strict=True):
-        facts.registry_ids.extend(_strings(key))
+        ids = _strings(key)
+        facts.registry_ids.extend(ids)
         if isinstance(value, ast.Dict):
-            _read_registry_entry(value, facts)
+            classes = _read_registry_entry(value, facts)
+            for registry_id in ids:
+                facts.registry_classes.setdefault(registry_id, []).extend(classes)
 
 
-def _read_registry_entry(entry: ast.Dict, facts: LegacyFacts) -> None:
+def _read_registry_entry(entry: ast.Dict, facts: LegacyFacts) -> list[str]:
+    """Record the entry's task and classes; return the classes."""
+    classes = []
     for key, value in zip(entry.keys, entry.values, strict=True):
         key_text = key.value if isinstance(key, ast.Constant) else None
         if key_text in _CLASS_KEYS:
-            facts.model_classes.extend(_strings(value))
+            classes += _strings(value)
         elif key_text in _TASK_KEYS:
             facts.tasks.extend(_strings(value))
+    facts.model_classes.extend(classes)
+    return classes
 
 
 def _read_class(node: ast.ClassDef, facts: LegacyFacts) -> None:
@@ -257,3 +311,14 @@ def _read_import(node: ast.Import | ast.ImportFrom, facts: LegacyFacts) -> None:
         top = module.split(".")[0]
         if top in _NON_MODEL_IMPORTS and top not in facts.non_model_imports:
             facts.non_model_imports.append(top)
+
+
+_READERS = {
+    ast.ClassDef: _read_class,
+    ast.Assign: _read_assignment,
+    ast.AnnAssign: _read_assignment,
+    ast.Call: _read_call,
+    ast.Dict: _read_kwargs_dict,
+    ast.Import: _read_import,
+    ast.ImportFrom: _read_import,
+}

@@ -32,8 +32,11 @@ PLATFORMS: tuple[str, ...] = (
     "webnn",
 )
 
-#: Platforms that are torch device types (the rest are runtimes or browser APIs).
-#: ROCm builds of torch expose their GPUs as the "cuda" device type.
+#: The platforms torch runs models on, and the torch device type each one's tests get
+#: (the rest of PLATFORMS are runtimes or browser APIs).  A platform names the hardware
+#: and build (what markers, skips, reports and expectations are keyed by); the device
+#: type is only the string torch wants.  They differ once: ROCm builds of torch expose
+#: AMD GPUs as the "cuda" device type, yet a ROCm run is not a CUDA run.
 TORCH_DEVICE_OF_PLATFORM: dict[str, str] = {
     "cpu": "cpu",
     "cuda": "cuda",
@@ -46,6 +49,15 @@ TORCH_DEVICE_OF_PLATFORM: dict[str, str] = {
 #: (test/common/models/expectations.py): `cpu+amx` is the CPU with AMX tiles, where
 #: oneDNN runs bfloat16 convolutions through other kernels than on AVX-512 alone.
 CPU_QUALIFIERS: dict[str, str] = {"amx": "amx_bf16"}
+
+
+def torch_device_of(platform: str) -> str:
+    """The torch device type a test on `platform` is given ('cuda' for 'rocm')."""
+    try:
+        return TORCH_DEVICE_OF_PLATFORM[platform]
+    except KeyError:
+        known = ", ".join(TORCH_DEVICE_OF_PLATFORM)
+        raise ValueError(f"{platform!r} is not a torch platform; known: {known}") from None
 
 
 @dataclass(frozen=True)
@@ -78,17 +90,22 @@ class HardwareReport:
     def is_available(self, platform: str) -> bool:
         return self.platforms[platform].available
 
+    def torch_platforms(self) -> list[str]:
+        """Torch platforms present, CPU first (e.g. ['cpu', 'rocm']): what `--device auto`
+        runs model tests on."""
+        return [name for name in TORCH_DEVICE_OF_PLATFORM if self.platforms[name].available]
+
+    def best_platform(self) -> str:
+        """The accelerator platform to prefer, else 'cpu'."""
+        return self.torch_platforms()[-1]
+
     def torch_devices(self) -> list[str]:
         """Distinct torch device types present, CPU first (e.g. ['cpu', 'cuda'])."""
-        found: list[str] = []
-        for name, device in TORCH_DEVICE_OF_PLATFORM.items():
-            if self.platforms[name].available and device not in found:
-                found.append(device)
-        return found
+        return list(dict.fromkeys(map(torch_device_of, self.torch_platforms())))
 
     def best_torch_device(self) -> str:
-        """The accelerator to prefer for a `--device auto` run, else 'cpu'."""
-        return self.torch_devices()[-1]
+        """The torch device type of :meth:`best_platform`."""
+        return torch_device_of(self.best_platform())
 
     def as_dict(self) -> dict[str, dict]:
         return {name: asdict(info) for name, info in self.platforms.items()}

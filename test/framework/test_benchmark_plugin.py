@@ -216,6 +216,30 @@ def test_a_corrupted_file_stops_the_run_and_is_kept(
     assert path.read_text() == '{\n  "format": 1,\n  "entries": {,}\n}\n'
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # Cut off after a key: json reports line 2, which splitlines() did not have
+        # (an IndexError, shown as INTERNALERROR, before the fix).
+        (b'{"broken": \n', "*:2:1: not valid JSON*"),
+        (b'{"format": 1, "entries": {\xff}}', "*: cannot be read*"),
+        (b"[" * 100_000, "*: nested too deeply*"),
+    ],
+    ids=["cut-after-key", "not-utf8", "deep"],
+)
+def test_every_unreadable_file_is_a_usage_error_not_internal(
+    sandbox: pytest.Pytester, content: bytes, message: str
+) -> None:
+    path = baseline_file(sandbox)
+    path.parent.mkdir()
+    path.write_bytes(content)
+    result = sandbox.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stderr.fnmatch_lines([f"ERROR: {message}never overwritten while broken*"])
+    assert path.read_bytes() == content
+
+
 def test_records_of_failed_tests_are_not_stored(sandbox: pytest.Pytester) -> None:
     sandbox.makepyfile(
         test_failing="""

@@ -42,6 +42,7 @@ EXPECTED = {
     "apis/test_hf_tgi.py": ("no_model", None),
     "broken/test_hf_comments_only.py": ("empty", None),
     "broken/test_hf_empty.py": ("empty", None),
+    "broken/test_hf_gpt2_unbalanced.py": ("salvaged", "gpt2"),
     "broken/test_hf_syntax_error.py": ("syntax_error", None),
     "models/audio/test_hf_data2vec-audio.py": ("converted", "data2vec-audio"),
     "models/audio/test_hf_wav2vec2.py": ("converted", "wav2vec2"),
@@ -58,8 +59,10 @@ EXPECTED = {
     "models/text/test_hf_flan-t5.py": ("converted", "t5"),
     "models/text/test_hf_gpt-j.py": ("converted", "gptj"),
     "models/text/test_hf_gpt2.py": ("converted", "gpt2"),
+    "models/text/test_hf_marian.py": ("converted", "t5"),
     "models/text/test_hf_t5_small.py": ("converted", "t5"),
     "models/text/test_hf_xlm-roberta.py": ("converted", "xlm-roberta"),
+    "models/text/test_hf_xlm-roberta_copied.py": ("converted", "xlm-roberta"),
     "models/vision/test_hf_clip.py": ("converted", "clip"),
     "models/vision/test_hf_depth_anything.py": ("outside_battery", "depth_anything"),
     "models/vision/test_hf_vit.py": ("converted", "vit"),
@@ -343,7 +346,7 @@ def test_summary_counts_each_outcome(tmp_path: Path, capsys: pytest.CaptureFixtu
     convert(CORPUS, tmp_path, "--dry-run")
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith(f"{len(EXPECTED)} files: ")
-    assert "17 converted, 3 no_model, 4 unmapped, 1 outside_battery" in first
+    assert "19 converted, 1 salvaged, 3 no_model, 4 unmapped, 1 outside_battery" in first
 
 
 def test_bad_options_are_errors(tmp_path: Path) -> None:

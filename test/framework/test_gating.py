@@ -30,13 +30,10 @@ def test_needs_a_model():
 def test_model_tests_are_gated_by_default(suite_pytester: pytest.Pytester) -> None:
     suite_pytester.makepyfile(test_gated=MODEL_TEST)
     result = suite_pytester.runpytest("-rs")
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(
-        [
-            "model tests gated: 1 (pass --run-model-tests to run them)",
-            "*model test: pass --run-model-tests to run it*",
-        ]
-    )
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes()  # gated: neither run nor counted among the skips
+    result.stdout.fnmatch_lines(["model tests gated: 1 (pass --run-model-tests to run them)"])
+    result.stdout.no_fnmatch_line("SKIPPED*")
 
 
 def test_flag_runs_model_tests(suite_pytester: pytest.Pytester) -> None:
@@ -138,6 +135,56 @@ def test_device_argument_is_parametrized_per_device(suite_pytester: pytest.Pytes
     result.stdout.fnmatch_lines(["*test_forward[[]bert-cpu[]] PASSED*"])
 
 
+PLATFORM_PROBE = """
+import pytest
+
+from test.common.plugins.gating import platform_of
+
+@pytest.mark.model_test
+def test_forward(device, request):
+    assert device == "cuda"  # what torch calls a ROCm GPU
+    assert platform_of(request.node) == "rocm"
+"""
+
+
+@pytest.fixture
+def rocm_build_of_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installed torch, answering the probe as a ROCm build with a GPU would.
+
+    Only the probe's inputs are faked (torch.version.hip, cuda.is_available and the
+    device count); nothing torch computes is.
+    """
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.version, "hip", "6.4.43482")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    hardware.probe_platform.cache_clear()
+    hardware.detect_hardware.cache_clear()
+    yield
+    hardware.probe_platform.cache_clear()
+    hardware.detect_hardware.cache_clear()
+
+
+@pytest.mark.slow  # imports torch
+@pytest.mark.parametrize("device_option", ["--device=rocm", "--device=auto"])
+def test_model_tests_run_on_a_rocm_build(
+    suite_pytester: pytest.Pytester, rocm_build_of_torch: None, device_option: str
+) -> None:
+    suite_pytester.makepyfile(test_probe=PLATFORM_PROBE)
+    result = suite_pytester.runpytest("-v", "--run-model-tests", device_option, "-k", "rocm")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_forward[[]rocm[]] PASSED*"])
+
+
+@pytest.mark.slow  # imports torch
+def test_a_rocm_build_is_not_cuda(
+    suite_pytester: pytest.Pytester, rocm_build_of_torch: None
+) -> None:
+    result = suite_pytester.runpytest("--run-model-tests", "--device=cuda")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cuda is not available*torch is a ROCm build (hip 6.4*"])
+
+
 @pytest.mark.slow
 def test_gated_collection_imports_neither_torch_nor_transformers(tmp_path) -> None:
     """Collecting and skipping the real model tests must not load the heavy stack."""
@@ -225,14 +272,14 @@ def test_slow_model():
 def test_slow_tests_are_gated_by_their_own_flag(suite_pytester: pytest.Pytester) -> None:
     suite_pytester.makepyfile(test_slow=SLOW_TESTS)
     result = suite_pytester.runpytest("-rs")
-    result.assert_outcomes(skipped=2)
+    result.assert_outcomes()
     result.stdout.fnmatch_lines(
         [
             "model tests gated: 1 (pass --run-model-tests to run them)",
             "slow tests gated: 1 (pass --run-slow to run them)",
         ]
     )
-    suite_pytester.runpytest("--run-slow").assert_outcomes(passed=1, skipped=1)
+    suite_pytester.runpytest("--run-slow").assert_outcomes(passed=1)
     suite_pytester.runpytest("--run-slow", "--run-model-tests").assert_outcomes(passed=2)
 
 
@@ -240,8 +287,13 @@ def test_slow_tests_are_gated_by_their_own_flag(suite_pytester: pytest.Pytester)
 def test_gated_reports_travel_through_xdist(suite_pytester: pytest.Pytester) -> None:
     suite_pytester.makepyfile(test_slow=SLOW_TESTS)
     result = suite_pytester.runpytest("-n", "2", "-p", "xdist")
-    result.assert_outcomes(skipped=2)
-    result.stdout.fnmatch_lines(["slow tests gated: 1 (pass --run-slow to run them)"])
+    result.assert_outcomes()
+    result.stdout.fnmatch_lines(
+        [
+            "model tests gated: 1 (pass --run-model-tests to run them)",
+            "slow tests gated: 1 (pass --run-slow to run them)",
+        ]
+    )
 
 
 def test_fixtures_are_torn_down_across_gated_tests(suite_pytester: pytest.Pytester) -> None:
@@ -274,7 +326,7 @@ def test_fixtures_are_torn_down_across_gated_tests(suite_pytester: pytest.Pytest
         """,
     )
     result = suite_pytester.runpytest("-s", "test_a.py", "test_b.py")
-    result.assert_outcomes(passed=2, skipped=1)
+    result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*TORN-DOWN-A*"])
 
 
@@ -299,14 +351,14 @@ def test_a_failing_finalizer_before_a_gated_test_is_an_error(
         """
     )
     result = suite_pytester.runpytest()
-    result.assert_outcomes(passed=1, skipped=1, errors=1)
+    result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_gated*", "*finalizer broke*"])
 
 
 def test_collected_tree_is_exempt_from_garbage_collection(suite_pytester: pytest.Pytester) -> None:
     suite_pytester.makepyfile(test_gated=MODEL_TEST)
     gc.unfreeze()  # this session froze its own tree already
-    suite_pytester.runpytest().assert_outcomes(skipped=1)
+    suite_pytester.runpytest().assert_outcomes()
     assert gc.get_freeze_count() > 0
 
 
@@ -331,3 +383,99 @@ def test_gated_locations_are_the_ones_pytest_computes(pytester: pytest.Pytester)
         path, line = gating._function_source(item)
         assert item.__dict__["location"] == expected
         assert (Path(path).name, line) == (Path(expected[0]).name, expected[1])
+
+
+BATTERY_LIKE = """
+import pytest
+
+pytestmark = pytest.mark.model_test
+
+ARCHITECTURES = [f"arch{index}" for index in range(50)]
+
+
+def pytest_generate_tests(metafunc):
+    if "architecture" in metafunc.fixturenames:
+        metafunc.parametrize("architecture", ARCHITECTURES)
+
+
+def test_forward(architecture, device):
+    pass
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_dtype(architecture, device, dtype):
+    pass
+"""
+NOT_MODEL_TESTS = """
+import pytest
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [1, 2])
+def test_slow_framework(size):
+    pass
+
+
+@pytest.mark.skip(reason="a reason that means something")
+def test_other():
+    pass
+"""
+
+
+def test_a_gated_function_is_one_item_that_counts_its_parametrizations(
+    suite_pytester: pytest.Pytester,
+) -> None:
+    suite_pytester.makepyfile(test_battery=BATTERY_LIKE, test_other=NOT_MODEL_TESTS)
+    result = suite_pytester.runpytest("-rs", "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_battery.py::test_forward GATED*",
+            "*test_battery.py::test_dtype GATED*",
+            "*test_other.py::test_slow_framework GATED*",
+            "model tests gated: 150 (pass --run-model-tests to run them)",
+            "slow tests gated: 2 (pass --run-slow to run them)",
+            "SKIPPED [[]1[]] test_other.py:*: a reason that means something",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*pass --run-model-tests to run it*")
+    # Other skips keep their reasons and their place in the final counts.
+    result.assert_outcomes(skipped=1)
+    assert "collected 4 items" in result.stdout.str()
+
+
+GATED_LINE = "model tests gated: {} (pass --run-model-tests to run them)"
+
+
+@pytest.mark.parametrize(
+    ("selection", "expected"),
+    [
+        (["--collect-only"], "150 tests collected*"),
+        (["-k", "arch7"], GATED_LINE.format(3)),
+        (["-m", "model_test"], GATED_LINE.format(150)),
+        (["test_battery.py::test_forward"], GATED_LINE.format(50)),
+    ],
+    ids=["collect-only", "keyword", "marker", "node-id"],
+)
+def test_listing_or_selecting_tests_sees_every_item(
+    suite_pytester: pytest.Pytester, selection: list[str], expected: str
+) -> None:
+    suite_pytester.makepyfile(test_battery=BATTERY_LIKE)
+    result = suite_pytester.runpytest("-q", *selection)
+    result.stdout.fnmatch_lines([expected])
+
+
+@pytest.mark.slow  # collects the real model tests twice
+def test_folded_count_of_the_real_model_tests_is_what_collect_only_lists() -> None:
+    def run(*args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+
+    listed = run("--run-model-tests", "--collect-only", "--device=cpu", "test/improved")
+    gated = run("test/improved")
+    collected = int(listed.strip().splitlines()[-1].split()[0])
+    assert f"model tests gated: {collected} (pass --run-model-tests to run them)" in gated
+    assert collected > 1000

@@ -44,6 +44,21 @@ def test_best_device_is_the_last_accelerator_found() -> None:
     assert hardware.HardwareReport(with_gpu).best_torch_device() == "cuda"
 
 
+def test_a_rocm_platform_keeps_its_name_and_gets_the_cuda_device_type() -> None:
+    with_rocm = {
+        name: hardware.PlatformInfo(name, name in ("cpu", "rocm"), "fixture")
+        for name in hardware.PLATFORMS
+    }
+    report = hardware.HardwareReport(with_rocm)
+    assert report.torch_platforms() == ["cpu", "rocm"]
+    assert report.best_platform() == "rocm"
+    assert report.torch_devices() == ["cpu", "cuda"]
+    assert report.best_torch_device() == "cuda"
+    assert hardware.torch_device_of("rocm") == "cuda"
+    with pytest.raises(ValueError, match="'webgpu' is not a torch platform"):
+        hardware.torch_device_of("webgpu")
+
+
 def test_unknown_platform_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown platform 'tpu'"):
         hardware.probe_platform("tpu")

@@ -9,6 +9,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from test.common.performance import performance_baseline
 from test.common.performance.performance_baseline import (
@@ -122,7 +124,7 @@ def test_broken_json_names_file_line_and_column(manager: PerformanceBaselineMana
                     }
                 },
             },
-            "reference_ns must match samples_ns",
+            "reference_ns must be positive numbers matching samples_ns",
         ),
     ],
 )
@@ -196,3 +198,66 @@ def test_fingerprint_holds_stable_facts_only() -> None:
     assert fingerprint["torch_threads"] == 1
     assert not any("mhz" in str(value).lower() for value in fingerprint.values())
     assert machine_fingerprint("cpu", 1, "ref-v1") == fingerprint
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+#: Valid entries with one field replaced by any JSON value, or dropped.
+ENTRY_FIELDS = ("fingerprint", "median_ns", "samples_ns", "reference_ns", "tolerance")
+
+
+def _usable_or_named(path: Path) -> None:
+    """Loading either works, and every entry then compares, or names the file."""
+    try:
+        manager = PerformanceBaselineManager(path)
+    except BaselineFileError as error:
+        problem = str(error)
+    else:
+        problem = ""
+        for key in manager.entries:
+            manager.compare_with_baseline(key, timing(), FINGERPRINT, 0.2)
+    assert problem == "" or problem.startswith(f"{path}")
+
+
+# tmp_path is shared by the examples on purpose: each overwrites the one file.
+_SHARED_TMP_PATH = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_SHARED_TMP_PATH
+@given(content=st.binary(max_size=200))
+def test_any_bytes_load_or_name_the_file(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "baselines.json"
+    path.write_bytes(content)
+    _usable_or_named(path)
+
+
+@_SHARED_TMP_PATH
+@given(cut=st.integers(min_value=0), tail=st.sampled_from(["", "\n", "\r\n", " \n\n"]))
+def test_a_file_cut_anywhere_names_its_line(tmp_path: Path, cut: int, tail: str) -> None:
+    manager = PerformanceBaselineManager(tmp_path / "never-written.json")
+    manager.save_baseline("bert-float32-b1-s8-cpu", timing(), FINGERPRINT)
+    text = manager.render()
+    path = tmp_path / "baselines.json"
+    path.write_text(text[: cut % len(text.rstrip())] + tail)  # always before the last "}"
+    with pytest.raises(BaselineFileError, match=r":\d+:\d+: not valid JSON"):
+        PerformanceBaselineManager(path)
+
+
+@_SHARED_TMP_PATH
+@given(field=st.sampled_from(ENTRY_FIELDS), value=JSON_VALUES, drop=st.booleans())
+def test_an_entry_with_any_field_corrupted_loads_or_is_named(
+    tmp_path: Path, field: str, value: object, drop: bool
+) -> None:
+    entry = {**timing(), "fingerprint": FINGERPRINT, "tolerance": 0.1}
+    if drop:
+        entry.pop(field, None)
+    else:
+        entry[field] = value
+    path = tmp_path / "baselines.json"
+    path.write_text(json.dumps({"format": 1, "entries": {"k": entry}}))
+    _usable_or_named(path)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import math
 import os
 import platform
 import tempfile
@@ -37,6 +38,10 @@ DEFAULT_PATH = Path(__file__).resolve().parents[2] / ".performance_baselines.jso
 REFRESH_HINT = "refresh the baseline with `nox -s baselines`"
 #: Fields an entry must have for a comparison to be made.
 REQUIRED_ENTRY_FIELDS = ("fingerprint", "median_ns", "samples_ns")
+
+
+#: The end of every message about an unusable file.
+KEPT = "fix or delete the file by hand; it is never overwritten while broken"
 
 
 class BaselineFileError(Exception):
@@ -100,10 +105,24 @@ def machine_fingerprint(
 
 
 def _json_error(path: Path, text: str, error: json.JSONDecodeError) -> BaselineFileError:
-    line = text.splitlines()[error.lineno - 1] if text and error.lineno else ""
+    # json counts lines by "\n" alone; splitlines() would also split on "\r", "\x0b",
+    # ... and drops a final empty line, so an error there had no line to quote.
+    lines = text.split("\n")
+    line = lines[error.lineno - 1] if 0 < error.lineno <= len(lines) else ""
     return BaselineFileError(
-        f"{path}:{error.lineno}:{error.colno}: not valid JSON ({error.msg}): {line.strip()!r}. "
-        "Fix or delete the file by hand; it is never overwritten while broken."
+        f"{path}:{error.lineno}:{error.colno}: not valid JSON ({error.msg}): {line.strip()!r}; "
+        f"{KEPT}."
+    )
+
+
+def _positive_numbers(values: Any) -> bool:
+    """A list of finite numbers > 0 (bool is an int to Python, not a timing)."""
+    return isinstance(values, list) and all(
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+        for value in values
     )
 
 
@@ -121,16 +140,18 @@ def _validate(path: Path, document: Any) -> dict[str, dict[str, Any]]:
         missing = [name for name in REQUIRED_ENTRY_FIELDS if name not in entry]
         if missing:
             raise BaselineFileError(f"{where} lacks {', '.join(missing)}")
+        if not isinstance(entry["fingerprint"], dict):
+            raise BaselineFileError(f"{where}.fingerprint must be an object")
         samples = entry["samples_ns"]
-        if not isinstance(samples, list) or not all(
-            isinstance(value, (int, float)) and value > 0 for value in samples
-        ):
+        if not _positive_numbers(samples) or not samples:
             raise BaselineFileError(f"{where}.samples_ns must be a list of positive numbers")
         reference = entry.get("reference_ns", [])
-        if not isinstance(reference, list) or len(reference) not in (0, len(samples)):
-            raise BaselineFileError(f"{where}.reference_ns must match samples_ns in length")
-        tolerance = entry.get("tolerance")
-        if tolerance is not None and not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+        if not _positive_numbers(reference) or len(reference) not in (0, len(samples)):
+            raise BaselineFileError(
+                f"{where}.reference_ns must be positive numbers matching samples_ns in length"
+            )
+        tolerance = entry.get("tolerance", 0)
+        if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
             raise BaselineFileError(f"{where}.tolerance must be a number >= 0")
     return document["entries"]
 
@@ -141,10 +162,14 @@ def load_entries(path: Path) -> dict[str, dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise BaselineFileError(f"{path}: cannot be read ({error}); {KEPT}") from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise _json_error(path, text, error) from None
+    except RecursionError:  # json's decoder recurses once per nested [ or {
+        raise BaselineFileError(f"{path}: nested too deeply for a baseline file; {KEPT}") from None
     return _validate(path, document)
 
 

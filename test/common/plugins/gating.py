@@ -129,25 +129,38 @@ def model_tests_enabled(config: pytest.Config) -> bool:
     return bool(config.getoption(RUN_MODEL_TESTS))
 
 
-def selected_devices(config: pytest.Config) -> list[str]:
-    """The torch device types model tests are parametrized over."""
+def selected_platforms(config: pytest.Config) -> list[str]:
+    """The platforms (cpu, cuda, rocm, mps, xpu) model tests are parametrized over."""
     requested = config.getoption("--device")
     if requested != "auto":
-        return [hardware.TORCH_DEVICE_OF_PLATFORM[requested]]
+        return [requested]
     if not model_tests_enabled(config):
-        # Gated: avoid importing torch just to name devices that will be skipped.
+        # Gated: avoid importing torch just to name platforms that will be skipped.
         return ["cpu"]
-    return hardware.detect_hardware().torch_devices()
+    return hardware.detect_hardware().torch_platforms()
+
+
+def platform_of(item: pytest.Item) -> str | None:
+    """The platform a model test runs on ('rocm' for a ROCm run, though its device is
+    'cuda'), from its platform marker; None for a test of no torch platform."""
+    for marker in item.iter_markers():
+        if marker.name in hardware.TORCH_DEVICE_OF_PLATFORM:
+            return marker.name
+    return None
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Give every test that takes a `device` argument one instance per device."""
+    """Give every test that takes a `device` argument one instance per platform: the
+    value is the torch device type, the id and marker are the platform (`[bert-rocm]`
+    gets device 'cuda' and the `rocm` marker, so the ROCm probe decides its skip)."""
     if "device" not in metafunc.fixturenames:
         return
     params = [
-        pytest.param(device, id=device, marks=getattr(pytest.mark, device))
-        for device in selected_devices(metafunc.config)
+        pytest.param(
+            hardware.torch_device_of(platform), id=platform, marks=getattr(pytest.mark, platform)
+        )
+        for platform in selected_platforms(metafunc.config)
     ]
     metafunc.parametrize("device", params)
 
@@ -163,6 +176,11 @@ def _platform_skip_reason(item: pytest.Item) -> str | None:
 
 
 _GATED_BY = pytest.StashKey[Gate]()
+#: How many tests one gated item stands for: 1, or every parametrization of a test
+#: function folded into one item (test/common/plugins/gate_folding.py).
+GATED_TEST_COUNT = pytest.StashKey[int]()
+#: The user property a gated item's setup report carries: (GATED_PROPERTY, (marker, count)).
+GATED_PROPERTY = "gated"
 
 
 def closed_gate(config: pytest.Config, item: pytest.Item) -> Gate | None:
@@ -236,8 +254,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     path, line = _function_source(item)
     hooks.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     skipped = (path, (line or 0) + 1, f"Skipped: {gate.reason}")
+    count = item.stash.get(GATED_TEST_COUNT, 1)
     setup = pytest.TestReport(
-        item.nodeid, item.location, {}, "skipped", skipped, "setup", duration=0.0
+        item.nodeid,
+        item.location,
+        {},
+        "skipped",
+        skipped,
+        "setup",
+        duration=0.0,
+        user_properties=[(GATED_PROPERTY, (gate.marker, count))],
     )
     hooks.pytest_runtest_logreport(report=setup)
     # What pytest's own teardown phase does: finalize whatever the previous test
@@ -287,20 +313,40 @@ def _block_network_for_model_tests(request: pytest.FixtureRequest, monkeypatch: 
     return
 
 
-def count_gated(terminalreporter: Any, gate: Gate) -> int:
-    """Tests this gate skipped, counted from the reports (works on an xdist controller)."""
-    gated = 0
-    for report in terminalreporter.stats.get("skipped", []):
-        longrepr = getattr(report, "longrepr", None)
-        if isinstance(longrepr, tuple) and str(longrepr[-1]).endswith(gate.reason):
-            gated += 1
-    return gated
+def _gated_by(report: pytest.TestReport) -> tuple[str, int] | None:
+    """(marker, number of tests) of a gated item's setup report, else None."""
+    if report.when != "setup" or not report.skipped:
+        return None
+    for name, value in report.user_properties:
+        if name == GATED_PROPERTY:
+            marker, count = value
+            return marker, count
+    return None
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """A gated test is counted in one summary line per gate, not in the skips:
+    its empty category keeps it out of `-rs` and the final counts, since the
+    thousands of gated model tests would bury the skips that mean something."""
+    if _gated_by(report) is not None:
+        return "", "s", "GATED"
+    return None
+
+
+def count_gated(terminalreporter: Any) -> dict[str, int]:
+    """Gated tests per gate marker, from the reports (works on an xdist controller)."""
+    totals: dict[str, int] = {}
+    for report in terminalreporter.stats.get("", []):
+        gated = _gated_by(report)
+        if gated is not None:
+            totals[gated[0]] = totals.get(gated[0], 0) + gated[1]
+    return totals
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    totals = count_gated(terminalreporter)
     for gate in GATES:
-        gated = count_gated(terminalreporter, gate)
-        if gated:
+        if totals.get(gate.marker):
             terminalreporter.write_line(
-                f"{gate.noun}s gated: {gated} (pass {gate.flag} to run them)"
+                f"{gate.noun}s gated: {totals[gate.marker]} (pass {gate.flag} to run them)"
             )
