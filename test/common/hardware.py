@@ -308,15 +308,6 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def platform_of_device(device: str) -> str:
-    """The platform a torch device type runs on: 'cuda' is ROCm on a HIP build."""
-    if device == "cuda":
-        torch = _torch()
-        if torch is not None and getattr(torch.version, "hip", None):
-            return "rocm"
-    return device
-
-
 def observation_keys(platform: str, flags: frozenset[str] | None = None) -> tuple[str, ...]:
     """The keys observations on `platform` are looked up by, most specific first:
     ('cpu+amx', 'cpu') on a processor with AMX, ('cuda',) on an NVIDIA GPU."""

@@ -149,7 +149,9 @@ def test_golden_and_attention_checks_get_a_line_each() -> None:
 FAKE_HEADS = """
 import pytest
 
-@pytest.mark.parametrize("model_class", ["BertForMaskedLM", "GPT2LMHeadModel", "ViTForImageClassification"])
+CLASSES = ["BertForMaskedLM", "GPT2LMHeadModel", "ViTForImageClassification"]
+
+@pytest.mark.parametrize("model_class", CLASSES)
 def test_train_step(model_class):
     assert model_class != "GPT2LMHeadModel", "the loss did not fall"
 """

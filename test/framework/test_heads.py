@@ -48,7 +48,8 @@ def test_heads_are_the_task_classes_that_are_not_automodel_classes() -> None:
     assert list(found) == ["AlphaForCausalLM", "BetaLM"]
     alpha = found["AlphaForCausalLM"]
     assert alpha.tasks == ("causal-lm", "masked-lm")
-    assert alpha.generative and alpha.language_modelling
+    assert alpha.generative
+    assert alpha.language_modelling
     assert alpha.requires == ("x",)
     # beta has no AutoModel: an empty row, its modality guessed.
     assert found["BetaLM"].architecture.model_type == "beta"

@@ -93,7 +93,10 @@ def test_requires_is_a_status_not_an_expected_failure() -> None:
 
 def test_forward_failure_spares_only_loads() -> None:
     rows = {
-        "alpha": {"forward_failure": "needs grid_thw", "expected_failures": {"cpu": {"loads": "cap"}}}
+        "alpha": {
+            "forward_failure": "needs grid_thw",
+            "expected_failures": {"cpu": {"loads": "cap"}},
+        }
     }
     spec = build_registry(FAKE_CATALOG, rows, {})["alpha"]
     assert spec.expected_failure_of("loads") == "observed on cpu: cap"

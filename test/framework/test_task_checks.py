@@ -50,7 +50,8 @@ def test_a_wrong_shape_is_named() -> None:
     # A rule for 3 labels against an output cut to 2 columns.
     outputs.logits = outputs.logits[:, :2]
     (problem,) = tasks.output_problems(("sequence-classification",), model, IDS, outputs)
-    assert problem == "sequence-classification: logits has shape (2, 2), expected (2, 3) (None: any)"
+    expected = "logits has shape (2, 2), expected (2, 3) (None: any)"
+    assert problem == f"sequence-classification: {expected}"
 
 
 def test_language_logits_cover_every_token() -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from test.common import hardware
 from test.common.models import expectations
-from test.common.plugins.gating import model_tests_enabled
+from test.common.plugins.gating import model_tests_enabled, platform_of, selected_platforms
 
 
 def _spec_lookups() -> dict[str, Callable[[str], Any]]:
@@ -53,7 +53,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kind = next((name for name in lookups if name in params), None)
         if kind is None or "device" not in params:
             continue
-        platform = hardware.platform_of_device(params["device"])
+        platform = platform_of(item) or params["device"]
         check = getattr(item, "originalname", item.name).removeprefix("test_")
         for mark in expectation_marks(lookups[kind](params[kind]), check, platform):
             item.add_marker(mark)
@@ -92,7 +92,4 @@ def summary_lines(platforms: list[str], counts: collections.Counter[str]) -> lis
 def pytest_report_header(config: pytest.Config) -> list[str]:
     if not model_tests_enabled(config):
         return []
-    from test.common.plugins.gating import selected_devices
-
-    platforms = [hardware.platform_of_device(device) for device in selected_devices(config)]
-    return summary_lines(platforms, observation_counts())
+    return summary_lines(selected_platforms(config), observation_counts())
