@@ -92,7 +92,7 @@ import pytest
 pytestmark = pytest.mark.model_test
 
 
-@pytest.mark.parametrize("architecture", ["fnet", "timm_wrapper", "bert"])
+@pytest.mark.parametrize("architecture", ["fnet", "timm_wrapper", "bert", "not-a-row"])
 def test_reduced_precision(architecture, device):
     assert architecture != "fnet", "torch.fft.fftn rejects bfloat16"
 """
@@ -106,7 +106,7 @@ def test_in_a_run_observations_xfail_and_missing_packages_skip(
         pytest.skip("timm is installed here: timm_wrapper runs instead of skipping")
     suite_pytester.makepyfile(test_sandbox=SANDBOX_TEST)
     result = suite_pytester.runpytest("--run-model-tests", "--device=cpu", "-rsx")
-    result.assert_outcomes(passed=1, xfailed=1, skipped=1)
+    result.assert_outcomes(passed=2, xfailed=1, skipped=1)
     result.stdout.fnmatch_lines(
         [
             "expectations on cpu: * observed on cpu*",

@@ -151,15 +151,18 @@ def test_invalid_toml_names_file_and_position(tmp_path: Path) -> None:
 def test_list_prints_every_architecture(capsys: pytest.CaptureFixture[str]) -> None:
     assert registry.main(["--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == f"{len(load_registry())} architectures"
+    assert f"{len(load_registry())} architectures" in lines
+    assert any(line.endswith("model classes (task heads)") for line in lines)
     assert any(line.split()[:3] == ["bert", "text-encoder", "runs"] for line in lines)
 
 
 def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert registry.main(["--list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [entry["model_type"] for entry in listed] == list(load_registry())
-    assert {"model_type", "modality", "status", "checkpoints", "task"} <= set(listed[0])
+    architectures = listed["architectures"]
+    assert [entry["model_type"] for entry in architectures] == list(load_registry())
+    assert {"model_type", "modality", "status", "checkpoints", "task"} <= set(architectures[0])
+    assert {"class", "model_type", "tasks", "status"} <= set(listed["model_classes"][0])
 
 
 def test_without_list_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:

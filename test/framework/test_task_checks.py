@@ -36,7 +36,7 @@ IDS = {"input_ids": torch.arange(16).reshape(2, 8) % 30 + 1}
 )
 def test_a_head_satisfies_its_task_and_trains_on_its_labels(cls: str, task: str) -> None:
     model = tiny_bert(getattr(transformers, cls))
-    inputs = tasks.task_inputs((task,), IDS)
+    inputs = tasks.task_inputs((task,), IDS, model.config)
     outputs = model(**inputs)
     assert tasks.output_problems((task,), model, inputs, outputs) == []
     labels = tasks.labels_for((task,), model, inputs)

@@ -137,8 +137,14 @@ def test_mamba_heads_times_head_dim_is_expand_times_hidden() -> None:
 
 
 def test_unknown_architecture_is_a_clear_error() -> None:
-    with pytest.raises(KeyError, match="not an AutoModel architecture"):
+    with pytest.raises(KeyError, match="not a model type of this transformers"):
         tiny_models.spec_of("no-such-model")
+
+
+def test_a_model_type_with_heads_but_no_automodel_gets_an_empty_row() -> None:
+    spec = tiny_models.spec_of("trocr")
+    assert spec.model_type == "trocr"
+    assert spec.config_overrides == {}
 
 
 def test_field_names_of_a_plain_class() -> None:

@@ -7,16 +7,17 @@ test/common/models/heads.toml.  Ids read `test_train_step[BertForMaskedLM-cpu]`.
 - task_output: the task's output has the task's shape (test/common/checks/tasks.py) and
   is finite;
 - train_step: with labels of the task's kind the loss is a finite scalar; every
-  parameter the loss reaches gets a finite gradient, none of them exactly zero; one
-  small step down the gradient lowers the loss;
+  parameter the loss reaches gets a finite gradient, and the head's own weights a
+  nonzero one; one small step down the gradient lowers the loss;
 - tied_weights (heads that project onto a vocabulary): input and output embeddings are
-  one tensor where the config ties them and two where it does not, after
-  `from_pretrained` and after another save and load;
+  one tensor where the config ties them and two where it does not, after the head was
+  saved with safetensors and loaded back with `from_pretrained`;
 - generation (causal-LM, seq2seq, speech-seq2seq, image-text-to-text, multimodal-LM
   heads): greedy generation with the KV cache equals greedy generation without it,
   and gives exactly the tokens asked for (test/common/checks/generation.py);
-- left_padding (text generators): each sequence of a left-padded batch generates what
-  it generates alone.
+- padded_batch (text generators): each sequence of a padded batch generates what it
+  generates alone; a decoder's prompts are padded on the left, an encoder's inputs on
+  the right, as their tokenizers pad them.
 
 Expected failures are keyed by platform (test/common/plugins/expectations.py).  torch
 and transformers are imported inside fixtures and tests only.
@@ -25,6 +26,7 @@ and transformers are imported inside fixtures and tests only.
 from __future__ import annotations
 
 import copy
+import functools
 import gc
 from typing import Any
 
@@ -37,7 +39,9 @@ from test.common.checks.running import (
     one_thread_per_worker,
     primary,
     run,
+    seed_everything,
 )
+from test.common.checks.tasks import adjust_config
 from test.common.models.heads import load_heads
 
 pytestmark = [pytest.mark.model_test, pytest.mark.model]
@@ -56,7 +60,7 @@ TEXT_MODALITIES = ("text-encoder", "text-decoder", "encoder-decoder")
 APPLIES = {
     "tied_weights": lambda spec: spec.language_modelling,
     "generation": lambda spec: spec.generative,
-    "left_padding": lambda spec: spec.generative and spec.modality in TEXT_MODALITIES,
+    "padded_batch": lambda spec: spec.generative and spec.modality in TEXT_MODALITIES,
 }
 #: The step of the training check: lr / ||gradient||, so every head moves as far.
 STEP = 1e-2
@@ -86,7 +90,10 @@ def head(model_class: str):
     one_thread_per_worker()
     spec = load_heads()[model_class]
     tiny = tiny_models.build_tiny_model(
-        spec.model_type, class_name=model_class, overrides=dict(spec.config_overrides)
+        spec.model_type,
+        class_name=model_class,
+        overrides=dict(spec.config_overrides),
+        adjust=functools.partial(adjust_config, spec.tasks),
     )
     yield make_subject(spec, tiny)
     del tiny
@@ -101,7 +108,7 @@ def _record_tiny_weights(record_property: Any) -> None:
 def _inputs(head: Subject) -> dict[str, Any]:
     from test.common.checks.tasks import task_inputs
 
-    return task_inputs(head.spec.tasks, head.inputs)
+    return task_inputs(head.spec.tasks, head.inputs, head.model.config)
 
 
 def test_task_output(model_class: str, head: Subject, device: str) -> None:
@@ -121,13 +128,11 @@ def test_task_output(model_class: str, head: Subject, device: str) -> None:
 def _loss(
     model: Any, head: Subject, inputs: dict[str, Any], labels: dict[str, Any], device: str
 ) -> Any:
-    """The head's loss on `labels`, or a surrogate where it has none (seeded, so that
-    dropout draws the same masks each time)."""
-    import torch
-
+    """The head's loss on `labels`, or a surrogate where it has none; seeded, so that
+    dropout, SpecAugment (numpy) and BigBird's random blocks draw alike each time."""
     from test.common.models.model_inputs import to_device
 
-    torch.manual_seed(TRAIN_SEED)
+    seed_everything(TRAIN_SEED)
     outputs = model(**to_device(inputs, device), **to_device(labels, device))
     loss = getattr(outputs, "loss", None)
     if loss is None:
@@ -159,13 +164,18 @@ def test_train_step(model_class: str, head: Subject, device: str, record_propert
     assert not not_finite, f"non-finite gradients: {', '.join(not_finite[:5])}"
     # Inside the base model an exactly-zero gradient can be right for a tiny input (a
     # softmax over one position, a first decoder layer whose queries start at zero); the
-    # head's own parameters make the task output, so theirs never is.
+    # head's own weights make the task output, so theirs never is.  A head's bias can be:
+    # a softmax over choices or positions is blind to a bias added to all of them.
     base = (
         {id(p) for p in model.base_model.parameters()} if model.base_model is not model else set()
     )
     zero = [name for name, p, g in reached if not g.any()]
     record_property("zero_gradients", ", ".join(zero))
-    zero_in_head = [name for name, p, g in reached if not g.any() and id(p) not in base]
+    zero_in_head = [
+        name
+        for name, p, g in reached
+        if not g.any() and id(p) not in base and not name.endswith("bias")
+    ]
     assert not zero_in_head, f"head parameters with a zero gradient: {', '.join(zero_in_head[:5])}"
     norm = torch.sqrt(sum(g.double().pow(2).sum() for _, _, g in reached)).item()
     with torch.no_grad():
@@ -175,30 +185,26 @@ def test_train_step(model_class: str, head: Subject, device: str, record_propert
     assert after < loss, f"a step down the gradient moved the loss from {loss:.6g} to {after:.6g}"
 
 
-def _embeddings(model: Any) -> tuple[Any, Any]:
+def _assert_tying(model: Any) -> None:
+    from test.common.checks.tasks import tying_config
+
     output = model.get_output_embeddings()
     if output is None or getattr(output, "weight", None) is None:
         pytest.skip(f"{type(model).__name__} has no output embedding matrix")
-    return model.get_input_embeddings().weight, output.weight
-
-
-def _assert_tying(model: Any, when: str) -> None:
-    # transformers ties by the top-level config's flag (PreTrainedModel.tie_weights).
-    tied = getattr(model.config, "tie_word_embeddings", False)
-    inputs, outputs = _embeddings(model)
-    shared = inputs.data_ptr() == outputs.data_ptr()
-    assert shared == bool(tied), (
-        f"{when}: the config says tie_word_embeddings={tied}, but the input and output "
-        f"embeddings are {'one tensor' if shared else 'two tensors'}"
+    # transformers ties by the flag of the config of the (sub-)model that owns the output
+    # embeddings: BLIP-2's language model follows its text config, not the outer one.
+    tied = bool(getattr(tying_config(model, output), "tie_word_embeddings", False))
+    shared = model.get_input_embeddings().weight.data_ptr() == output.weight.data_ptr()
+    assert shared == tied, (
+        f"the config says tie_word_embeddings={tied}, but the input and output embeddings "
+        f"are {'one tensor' if shared else 'two tensors'} after save_pretrained and "
+        "from_pretrained"
     )
 
 
-def test_tied_weights(model_class: str, head: Subject, device: str, tmp_path: Any) -> None:
-    model = on(head, device)
-    _assert_tying(model, "after from_pretrained")
-    model.save_pretrained(tmp_path, safe_serialization=True)
-    reloaded = type(model).from_pretrained(tmp_path, use_safetensors=True)
-    _assert_tying(reloaded, "after another save and load")
+def test_tied_weights(model_class: str, head: Subject, device: str) -> None:
+    # The head was saved with safetensors and loaded back: tying must survive that.
+    _assert_tying(on(head, device))
 
 
 def test_generation(model_class: str, head: Subject, device: str) -> None:
@@ -221,7 +227,7 @@ def test_generation(model_class: str, head: Subject, device: str) -> None:
         assert problem is None, problem
 
 
-def test_left_padding(model_class: str, head: Subject, device: str) -> None:
+def test_padded_batch(model_class: str, head: Subject, device: str) -> None:
     import torch
 
     from test.common.checks.generation import disagreement, generate, prompt_of
@@ -233,17 +239,22 @@ def test_left_padding(model_class: str, head: Subject, device: str) -> None:
     if ids is None or set(prompt) - {"input_ids", "attention_mask", "token_type_ids"}:
         pytest.skip(f"the prompt is not text alone: {sorted(prompt)}")
     pad = model.generation_config.pad_token_id
-    pad = 0 if pad is None else pad
+    padding = torch.full((PADDING,), 0 if pad is None else pad)
     short = ids[1, PADDING:]
+    real, none = torch.ones_like(short), torch.zeros(PADDING, dtype=torch.long)
+    # Prompts of a decoder are padded on the left, so that generation continues each
+    # from its last real token; an encoder's inputs on the right, as its tokenizer does.
+    right = model.config.is_encoder_decoder
     batch = {
-        "input_ids": torch.stack([ids[0], torch.cat([torch.full((PADDING,), pad), short])]),
+        "input_ids": torch.stack(
+            [ids[0], torch.cat([short, padding] if right else [padding, short])]
+        ),
         "attention_mask": torch.stack(
-            [torch.ones_like(ids[0]), torch.cat([torch.zeros(PADDING), torch.ones_like(short)])]
-        ).long(),
+            [torch.ones_like(ids[0]), torch.cat([real, none] if right else [none, real])]
+        ),
     }
     batched, batched_logits = generate(model, batch, device, use_cache=True)
-    alone_prompts = [ids[:1], short[None]]
-    for item, alone_ids in enumerate(alone_prompts):
+    for item, alone_ids in enumerate([ids[:1], short[None]]):
         alone_prompt = {"input_ids": alone_ids, "attention_mask": torch.ones_like(alone_ids)}
         alone, alone_logits = generate(model, alone_prompt, device, use_cache=True)
         problem = disagreement(
@@ -251,6 +262,6 @@ def test_left_padding(model_class: str, head: Subject, device: str) -> None:
             batched_logits[:, item],
             alone[0],
             alone_logits[:, 0],
-            f"sequence {item} of the left-padded batch against alone",
+            f"sequence {item} of the padded batch against alone",
         )
         assert problem is None, problem

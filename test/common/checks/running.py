@@ -85,6 +85,19 @@ def one_thread_per_worker() -> None:
         torch.set_num_threads(1)
 
 
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and random: some models draw from numpy in training mode
+    (wav2vec2's SpecAugment masks, BigBird's random attention blocks)."""
+    import random
+
+    import numpy
+    import torch
+
+    torch.manual_seed(seed)
+    numpy.random.seed(seed)
+    random.seed(seed)
+
+
 def run(
     model: Any, inputs: dict[str, Any], device: str, dtype: Any = None, keep: tuple[str, ...] = ()
 ) -> Any:

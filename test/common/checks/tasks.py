@@ -20,8 +20,13 @@ CHOICES = 2
 
 
 def _text_config(config: Any) -> Any:
+    """The config of the text model; the config itself where it has none, or several
+    (MusicGen's text encoder and decoder: its heads read the outer config)."""
     getter = getattr(config, "get_text_config", None)
-    return getter() if getter else config
+    try:
+        return getter() if getter else config
+    except ValueError:
+        return config
 
 
 def vocabulary_size(model: Any) -> int | None:
@@ -37,9 +42,44 @@ def num_labels(model: Any) -> int:
     return int(getattr(model.config, "num_labels", 2) or 2)
 
 
-def task_inputs(tasks: tuple[str, ...], inputs: dict[str, Any]) -> dict[str, Any]:
+def adjust_config(tasks: tuple[str, ...], config: Any) -> None:
+    """What a head of `tasks` needs in its (tiny) config, as its documentation asks:
+    a causal-LM head of an encoder (BertLMHeadModel) is a decoder (`is_decoder`);
+    a sequence classifier needs a pad token to find each item's last token."""
+    text = _text_config(config)
+    if "causal-lm" in tasks:
+        for part in {id(config): config, id(text): text}.values():
+            part.is_decoder = True
+    if "sequence-classification" in tasks and getattr(text, "pad_token_id", 0) is None:
+        text.pad_token_id = 0
+
+
+def tying_config(model: Any, output_embeddings: Any) -> Any:
+    """The config of the innermost (sub-)model whose output embeddings these are."""
+    owner = model
+    for module in model.modules():
+        getter = getattr(module, "get_output_embeddings", None)
+        if getter is None or not hasattr(module, "config"):
+            continue
+        try:
+            mine = getter()
+        except NotImplementedError:
+            continue
+        if mine is output_embeddings:
+            owner = module
+    return owner.config
+
+
+def task_inputs(tasks: tuple[str, ...], inputs: dict[str, Any], config: Any) -> dict[str, Any]:
     """The inputs a head of `tasks` takes: a multiple-choice head reads (batch, choices,
-    length), every other the battery's inputs."""
+    length); an encoder-decoder's sequence classifier pools at the end-of-sequence token,
+    so every text ends with one, as its tokenizer makes them; every other head takes the
+    battery's inputs."""
+    eos = getattr(_text_config(config), "eos_token_id", None)
+    if "sequence-classification" in tasks and config.is_encoder_decoder and eos is not None:
+        ids = inputs["input_ids"].clone()
+        ids[:, -1] = eos if isinstance(eos, int) else eos[0]
+        inputs = {**inputs, "input_ids": ids}
     if "multiple-choice" not in tasks:
         return inputs
     return {

@@ -201,6 +201,29 @@ def tasks_table(heads: Mapping[str, HeadSpec]) -> dict[str, collections.Counter[
     return dict(sorted(table.items()))
 
 
+def describe_all(heads: Mapping[str, HeadSpec]) -> list[dict[str, Any]]:
+    return [
+        {
+            "class": spec.class_name,
+            "model_type": spec.model_type,
+            "tasks": list(spec.tasks),
+            "status": spec.status,
+        }
+        for spec in heads.values()
+    ]
+
+
+def print_table(heads: Mapping[str, HeadSpec]) -> None:
+    """Every head with its tasks and status, then the count per task mapping."""
+    width = max(len(name) for name in heads)
+    for spec in heads.values():
+        print(f"{spec.class_name:<{width}}  {','.join(spec.tasks):<40}  {spec.status}")
+    print(f"{len(heads)} model classes (task heads)")
+    for task, counts in tasks_table(heads).items():
+        listed = ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
+        print(f"  {task:<32} {sum(counts.values()):>4}  {listed}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m test.common.models.heads", description=__doc__)
     parser.add_argument("--list", action="store_true", help="print every task head")
@@ -211,26 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     heads = load_heads()
     if options.json:
-        listed = [
-            {
-                "class": s.class_name,
-                "model_type": s.model_type,
-                "tasks": list(s.tasks),
-                "status": s.status,
-            }
-            for s in heads.values()
-        ]
-        print(json.dumps(listed, indent=2))
-        return 0
-    width = max(len(name) for name in heads)
-    for spec in heads.values():
-        print(f"{spec.class_name:<{width}}  {','.join(spec.tasks):<40}  {spec.status}")
-    print(f"{len(heads)} model classes (task heads)")
-    for task, counts in tasks_table(heads).items():
-        print(
-            f"  {task:<32} {sum(counts.values()):>4}  "
-            + ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
-        )
+        print(json.dumps(describe_all(heads), indent=2))
+    else:
+        print_table(heads)
     return 0
 
 

@@ -24,7 +24,8 @@ An optional overlay, test/common/models/converted_models.toml (written by the le
 converter), adds real checkpoint names and a task per architecture.
 
 `python -m test.common.models.registry --list [--json]` prints every architecture with its
-modality and status.
+modality and status, then every task head (test/common/models/heads.py) with its tasks
+and status, and the count per task mapping.
 """
 
 from __future__ import annotations
@@ -294,14 +295,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not options.list:
         parser.print_usage()
         return 2
+    from test.common.models import heads
+
     registry = load_registry()
     if options.json:
-        print(json.dumps([describe(spec) for spec in registry.values()], indent=2))
+        listed = {
+            "architectures": [describe(spec) for spec in registry.values()],
+            "model_classes": heads.describe_all(heads.load_heads()),
+        }
+        print(json.dumps(listed, indent=2))
         return 0
     width = max(len(model_type) for model_type in registry)
     for spec in registry.values():
         print(f"{spec.model_type:<{width}}  {spec.modality:<15}  {spec.status}")
     print(f"{len(registry)} architectures")
+    print()
+    heads.print_table(heads.load_heads())
     return 0
 
 

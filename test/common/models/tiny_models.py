@@ -25,7 +25,7 @@ import collections
 import dataclasses
 import pathlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from test.common.models.registry import ArchitectureSpec, load_registry
@@ -559,17 +559,21 @@ def build_tiny_model(
     overrides: dict[str, Any] | None = None,
     save_dir: pathlib.Path | None = None,
     class_name: str | None = None,
+    adjust: Callable[[Any], None] | None = None,
 ) -> TinyModel:
     """Build `model_type`'s AutoModel (or its head `class_name`) from its tiny config with
     keyed weights, save it with safetensors, load it back with `from_pretrained` and
-    return it in eval mode on `device`.  Without `save_dir` the files go to a temporary
-    directory that lives as long as the process needs it (deleted at exit)."""
+    return it in eval mode on `device`.  `adjust` may change the config in place before
+    the model is built (what a head needs).  Without `save_dir` the files go to a
+    temporary directory that lives as long as the process needs it (deleted at exit)."""
     import torch
 
     from test.common.models.weights import assign_keyed_weights
 
     cls = model_class(class_name)
     config = config_for_class(tiny_config(model_type, **(overrides or {})), cls)
+    if adjust is not None:
+        adjust(config)
     torch.manual_seed(SEED)
     built = _instantiate(cls, config)
     # A second build under another seed tells drawn values from computed ones.
