@@ -40,6 +40,7 @@ from test.common.checks.running import (
     primary,
     run,
     seed_everything,
+    single_thread,
 )
 from test.common.checks.tasks import adjust_config
 from test.common.models.heads import load_heads
@@ -142,6 +143,11 @@ def _loss(
 
 
 def test_train_step(model_class: str, head: Subject, device: str, record_property: Any) -> None:
+    with single_thread():
+        _train_step(head, device, record_property)
+
+
+def _train_step(head: Subject, device: str, record_property: Any) -> None:
     import torch
 
     from test.common.checks.tasks import labels_for

@@ -8,7 +8,9 @@ model tests must not import it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 #: The global seed set before a golden forward, for the few models that draw in eval.
@@ -83,6 +85,20 @@ def one_thread_per_worker() -> None:
         import torch
 
         torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """One torch thread inside: a result that depends on how work is split across
+    threads is then the same under xdist (one thread per worker) and in a serial run."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def seed_everything(seed: int) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 BATCH = 2
 #: Choices per item of a multiple-choice batch.
 CHOICES = 2
+#: The characters of a CTC head whose config leaves its vocabulary unset.
+CTC_VOCABULARY = 32
 
 
 def _text_config(config: Any) -> Any:
@@ -45,13 +47,17 @@ def num_labels(model: Any) -> int:
 def adjust_config(tasks: tuple[str, ...], config: Any) -> None:
     """What a head of `tasks` needs in its (tiny) config, as its documentation asks:
     a causal-LM head of an encoder (BertLMHeadModel) is a decoder (`is_decoder`);
-    a sequence classifier needs a pad token to find each item's last token."""
+    a sequence classifier needs a pad token to find each item's last token; a CTC head
+    a vocabulary."""
     text = _text_config(config)
     if "causal-lm" in tasks:
         for part in {id(config): config, id(text): text}.values():
             part.is_decoder = True
     if "sequence-classification" in tasks and getattr(text, "pad_token_id", 0) is None:
         text.pad_token_id = 0
+    if "ctc" in tasks and getattr(config, "vocab_size", 0) is None:
+        # Speech encoders leave the CTC vocabulary to the fine-tuning (vocab_size None).
+        config.vocab_size = CTC_VOCABULARY
 
 
 def tying_config(model: Any, output_embeddings: Any) -> Any:

@@ -542,8 +542,15 @@ def config_for_class(config: Any, cls: Any) -> Any:
     wanted = getattr(cls, "config_class", None)
     if wanted is None or isinstance(config, wanted):
         return config
-    text = config.get_text_config()
-    return text if isinstance(text, wanted) else config
+    try:
+        text = config.get_text_config()
+    except ValueError:  # several text configs (MusicGen's text encoder and decoder)
+        text = None
+    if isinstance(text, wanted):
+        return text
+    # Otherwise the sub-config of that class (MusicgenForCausalLM takes the decoder's).
+    subs = (getattr(config, name, None) for name in getattr(config, "sub_configs", {}))
+    return next((sub for sub in subs if isinstance(sub, wanted)), config)
 
 
 def _instantiate(cls: Any, config: Any) -> Any:
