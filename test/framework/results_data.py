@@ -90,7 +90,6 @@ def measurement_row(architecture: str, latency_ms: float, platform: str = "cpu")
         "latency_median_ms": latency_ms,
         "latency_spread_ms": latency_ms * 0.01,
         "latency_samples_ms": samples,
-        "latency_relative": [sample / 0.1 for sample in samples],
         "peak_memory_bytes": 1 << 20,
         "parameters": 1000,
     }

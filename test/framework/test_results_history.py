@@ -40,10 +40,10 @@ def test_two_identical_runs_change_nothing(tmp_path: Path, capsys: pytest.Captur
 def test_a_slowed_architecture_is_flagged_and_a_faster_one_too(tmp_path: Path) -> None:
     path = tmp_path / "history.duckdb"
     record_run(path, 1, all_passing(ARCHITECTURES), STEADY)
-    record_run(path, 2, all_passing(ARCHITECTURES), {**STEADY, "gpt2": 6.0, "vit": 2.0})
+    record_run(path, 2, all_passing(ARCHITECTURES), {**STEADY, "gpt2": 9.0, "vit": 1.0})
     grouped = _history(path).by_category()
     assert [(c.architecture, c.check) for c in grouped["slower"]] == [("gpt2", "forward")]
-    assert "regression, median x2.000" in grouped["slower"][0].detail
+    assert "regression, median x3.000" in grouped["slower"][0].detail
     assert [c.architecture for c in grouped["faster"]] == ["vit"]
 
 

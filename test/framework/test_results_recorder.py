@@ -119,7 +119,7 @@ def test_every_outcome_is_recorded_with_its_check_and_reason(
     assert "--results-db" in run["command_line"]
     measured = _rows(path, "SELECT * FROM measurements ORDER BY architecture")
     assert [m["architecture"] for m in measured] == ["alpha", "beta"]
-    assert all(len(m["latency_relative"]) == 10 for m in measured)
+    assert all(len(m["latency_samples_ms"]) == 10 for m in measured)
     assert all(m["parameters"] == 16 * 16 + 16 for m in measured)
     assert all(m["latency_median_ms"] >= 2.0 for m in measured)
 
@@ -187,3 +187,29 @@ def test_nothing_is_recorded_unless_asked_or_a_model_run(sandbox: pytest.Pyteste
     sandbox.runpytest("--run-model-tests").assert_outcomes(**outcomes)
     assert default.is_file()
     assert len(_rows(default, "SELECT * FROM runs")) == 1
+
+
+def test_a_model_run_without_duckdb_says_it_was_not_recorded(
+    sandbox: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test.common.results import recorder
+
+    monkeypatch.setattr(recorder, "_duckdb_installed", lambda: False)
+    result = sandbox.runpytest("--run-model-tests")
+    result.assert_outcomes(passed=3, failed=1, xfailed=2, skipped=1)
+    result.stdout.fnmatch_lines(["results: not recorded: duckdb is not installed*"])
+    assert not (sandbox.path / db.DEFAULT_PATH).exists()
+
+
+@pytest.mark.slow  # an xdist worker dies and is replaced
+def test_a_crashed_xdist_worker_is_recorded_as_a_failure(
+    suite_pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    suite_pytester.makepyfile(test_crash=CRASHING_TEST)
+    path = tmp_path / "results.duckdb"
+    suite_pytester.runpytest(f"--results-db={path}", "-n", "2", "-p", "xdist")
+    outcomes = _outcomes(path)
+    assert outcomes["test_one"]["outcome"] == "passed"
+    assert outcomes["test_crashes"]["outcome"] == "failed"
+    (run,) = _rows(path, "SELECT complete FROM runs")
+    assert run["complete"]
