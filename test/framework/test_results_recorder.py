@@ -60,6 +60,9 @@ def test_optional(architecture, device):
 def test_train_step(model_class, device):
     pytest.skip("no optimizer in this sandbox")
 """
+#: The sandbox's architectures are no registry rows: the expectations plugin, which
+#: looks every architecture of a model run up, stays out of model runs here.
+NO_EXPECTATIONS = ("-p", "no:test.common.plugins.expectations")
 CRASHING_TEST = """
 import os
 
@@ -119,7 +122,7 @@ def test_every_outcome_is_recorded_with_its_check_and_reason(
     assert "--results-db" in run["command_line"]
     measured = _rows(path, "SELECT * FROM measurements ORDER BY architecture")
     assert [m["architecture"] for m in measured] == ["alpha", "beta"]
-    assert all(len(m["latency_samples_ms"]) == 10 for m in measured)
+    assert all(3 <= len(m["latency_samples_ms"]) <= 10 for m in measured)
     assert all(m["parameters"] == 16 * 16 + 16 for m in measured)
     assert all(m["latency_median_ms"] >= 2.0 for m in measured)
 
@@ -182,9 +185,10 @@ def test_nothing_is_recorded_unless_asked_or_a_model_run(sandbox: pytest.Pyteste
     outcomes = {"passed": 3, "failed": 1, "xfailed": 2, "skipped": 1}
     sandbox.runpytest().assert_outcomes(**outcomes)
     assert not default.exists()
-    sandbox.runpytest("--run-model-tests", "--no-results-db").assert_outcomes(**outcomes)
+    model_run = ("--run-model-tests", *NO_EXPECTATIONS)
+    sandbox.runpytest(*model_run, "--no-results-db").assert_outcomes(**outcomes)
     assert not default.exists()
-    sandbox.runpytest("--run-model-tests").assert_outcomes(**outcomes)
+    sandbox.runpytest(*model_run).assert_outcomes(**outcomes)
     assert default.is_file()
     assert len(_rows(default, "SELECT * FROM runs")) == 1
 
@@ -195,7 +199,7 @@ def test_a_model_run_without_duckdb_says_it_was_not_recorded(
     from test.common.results import recorder
 
     monkeypatch.setattr(recorder, "_duckdb_installed", lambda: False)
-    result = sandbox.runpytest("--run-model-tests")
+    result = sandbox.runpytest("--run-model-tests", *NO_EXPECTATIONS)
     result.assert_outcomes(passed=3, failed=1, xfailed=2, skipped=1)
     result.stdout.fnmatch_lines(["results: not recorded: duckdb is not installed*"])
     assert not (sandbox.path / db.DEFAULT_PATH).exists()

@@ -5,7 +5,7 @@ the same machine fingerprint (hardware, library versions, worker count: see
 recorder.run_facts).  Outcomes are compared test by test (node id); latency
 architecture by architecture, with the suite's one regression rule
 (test/common/performance/regression.py: median ratio beyond the tolerance AND a
-one-sided Mann-Whitney U p < 0.01) on the latest run's ten forward times against
+one-sided Mann-Whitney U p < 0.01) on the latest run's forward times against
 the pooled times of up to ``LATENCY_WINDOW`` comparable runs before it, and the
 fastest call must have moved beyond ``NOISE_FLOOR`` (the machine's noise).
 """

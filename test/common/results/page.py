@@ -258,7 +258,7 @@ def latency_section(data: dict[str, Any]) -> str:
     )
     return (
         '<h2 id="latency">Latency and memory</h2>'
-        '<p class="meta">Forward latency over 10 calls on the built model (median and median '
+        '<p class="meta">Forward latency over 3 to 10 calls on the built model (median and median '
         "absolute deviation), peak memory of one forward, parameters. A regression: the suite's "
         "rule (median beyond +20% and Mann-Whitney p &lt; 0.01 against up to 5 earlier "
         "comparable runs) and the fastest call beyond the noise floor (x2).</p>"

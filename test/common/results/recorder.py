@@ -278,7 +278,9 @@ def run_facts(config: pytest.Config) -> dict[str, Any]:
     platform = run_platform(config)
     primary = hardware.TORCH_DEVICE_OF_PLATFORM.get(platform.split(",")[-1], "cpu")
     workers = getattr(config.option, "numprocesses", None) or 0
-    fingerprint = machine_fingerprint(primary, method=f"{MIN_CALLS}-{MEASURE_CALLS} calls, {workers} workers")
+    fingerprint = machine_fingerprint(
+        primary, method=f"{MIN_CALLS}-{MEASURE_CALLS} calls, {workers} workers"
+    )
     fingerprint["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS", "")
     encoded = json.dumps(fingerprint, sort_keys=True)
     status = _git(config.rootpath, "status", "--porcelain", "--untracked-files=no")
