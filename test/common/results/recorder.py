@@ -41,7 +41,7 @@ from typing import Any
 import pytest
 
 from test.common import hardware
-from test.common.plugins import worker_records
+from test.common.plugins import gating, worker_records
 from test.common.plugins.battery_report import phase_outcome
 from test.common.plugins.model_source import weights_of
 from test.common.results import db
@@ -121,7 +121,7 @@ def item_facts(item: pytest.Item) -> dict[str, Any]:
         "check_name": getattr(item, "originalname", item.name).removeprefix("test_"),
         "architecture": _name(params.get("architecture", params.get("model_type"))),
         "model_class": _name(params.get("model_class")),
-        "device": _name(params.get("device")),
+        "platform": gating.platform_of(item),
         "modality": next((m for m in MODALITY_MARKERS if m in markers), None),
     }
 
@@ -163,7 +163,8 @@ def _verdict(phases: dict[str, Any]) -> tuple[str, Any]:
     return outcome, call
 
 
-def outcome_row(phases: dict[str, Any], platform_of: Callable[[str | None], str]) -> dict:
+def outcome_row(phases: dict[str, Any], run_platform: str) -> dict:
+    """The outcomes row of one test; a test of no torch platform gets the run's."""
     last = next(reversed(phases.values()))
     facts: dict[str, Any] = {}
     for name, value in last.user_properties:
@@ -174,7 +175,7 @@ def outcome_row(phases: dict[str, Any], platform_of: Callable[[str | None], str]
         "node_id": last.nodeid,
         **{key: facts.get(key) for key in ("module", "check_name", "architecture", "modality")},
         "model_class": facts.get("model_class"),
-        "platform": platform_of(facts.get("device")),
+        "platform": facts.get("platform") or run_platform,
         "weights": weights_of(last),
         "outcome": outcome,
         "duration_s": sum(report.duration for report in phases.values()),
@@ -264,11 +265,8 @@ def _version(distribution: str) -> str:
 
 
 def run_platform(config: pytest.Config) -> str:
-    """The platform asked for; for `--device auto`, the torch devices present."""
-    requested = config.getoption("--device")
-    if requested != "auto":
-        return requested
-    return ",".join(hardware.detect_hardware().torch_devices())
+    """The platform asked for; for `--device auto`, the platforms present."""
+    return ",".join(gating.selected_platforms(config))
 
 
 def run_facts(config: pytest.Config) -> dict[str, Any]:
@@ -276,7 +274,7 @@ def run_facts(config: pytest.Config) -> dict[str, Any]:
     from test.common.performance.performance_baseline import machine_fingerprint
 
     platform = run_platform(config)
-    primary = hardware.TORCH_DEVICE_OF_PLATFORM.get(platform.split(",")[-1], "cpu")
+    primary = hardware.torch_device_of(platform.split(",")[-1])
     workers = getattr(config.option, "numprocesses", None) or 0
     fingerprint = machine_fingerprint(
         primary, method=f"{MIN_CALLS}-{MEASURE_CALLS} calls, {workers} workers"
@@ -319,19 +317,11 @@ class RunRecorder:
     written: dict[str, int] = field(default_factory=lambda: {"outcomes": 0, "measurements": 0})
     last_flush: float = field(default_factory=time.monotonic)
 
-    def platform_of(self, device: str | None) -> str:
-        requested = self.config.getoption("--device")
-        if requested != "auto" or device is None:
-            return requested if requested != "auto" else self.platform
-        # --device auto: a "cuda" device is ROCm on a HIP build of torch.
-        rocm = device == "cuda" and hardware.probe_platform("rocm").available
-        return "rocm" if rocm else device
-
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.phases.setdefault(report.nodeid, {})[report.when] = report
         if report.when != "teardown":
             return
-        self.pending.append(outcome_row(self.phases.pop(report.nodeid), self.platform_of))
+        self.pending.append(outcome_row(self.phases.pop(report.nodeid), self.platform))
         if time.monotonic() - self.last_flush > FLUSH_INTERVAL_S:
             self.flush()
 
@@ -375,7 +365,7 @@ class RunRecorder:
         # An item whose teardown never reported (an xdist worker that crashed in it)
         # is recorded from the phases that did.
         for phases in self.phases.values():
-            self.pending.append(outcome_row(phases, self.platform_of))
+            self.pending.append(outcome_row(phases, self.platform))
         self.phases.clear()
         self.flush(exit_status=int(exitstatus))
 
