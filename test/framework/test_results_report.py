@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from test.common.results.__main__ import main
 from test.common.results.report import failure_kind, write_report
+from test.framework.conftest import REPO_ROOT
 from test.framework.results_data import recorded
 
 pytest.importorskip("duckdb", reason="duckdb is needed for the results database")
@@ -95,3 +98,12 @@ def test_write_report_returns_the_size(tmp_path: Path) -> None:
     database = recorded(tmp_path / "history.duckdb")
     output = tmp_path / "report.html"
     assert write_report(database, output) == len(output.read_bytes())
+
+
+def test_the_report_needs_no_pytest() -> None:
+    """`nox -s report` installs duckdb and plotly only."""
+    code = "import sys, test.common.results.report; print('pytest' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"

@@ -20,7 +20,6 @@ from typing import Any
 
 from test.common.performance.regression import Status, Verdict, decide
 from test.common.results import db
-from test.common.results.recorder import MIN_CALLS
 
 #: Outcomes that mean something is wrong (xfailed and skipped are expected states).
 BAD = frozenset({"failed", "error"})
@@ -206,7 +205,7 @@ def latency_verdict(
     ]
     if not baseline:
         return Verdict(Status.MISSING_BASELINE)
-    verdict = decide(baseline, current, tolerance, min_samples=MIN_CALLS)
+    verdict = decide(baseline, current, tolerance, min_samples=db.MIN_CALLS)
     if verdict.status not in (Status.REGRESSION, Status.IMPROVEMENT):
         return verdict
     fastest = min(current) / min(baseline)

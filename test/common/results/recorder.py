@@ -48,12 +48,6 @@ from test.common.results import db
 
 RECORD_KIND = "measurement"
 ITEM_PROPERTY = "results_item"
-#: Forward calls timed per architecture (the subject is built and already warm): up to
-#: MEASURE_CALLS, stopping after MIN_CALLS once MEASURE_BUDGET_S is spent (a 270 ms
-#: forward gets 3 calls, a 2 ms one 10), which keeps recording within 10% of a run.
-MEASURE_CALLS = 10
-MIN_CALLS = 3
-MEASURE_BUDGET_S = 0.03
 FLUSH_INTERVAL_S = 30.0
 MODALITY_MARKERS = ("text", "vision", "audio", "multimodal", "time_series")
 VERSIONED = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "pytest", "duckdb")
@@ -187,19 +181,19 @@ def outcome_row(phases: dict[str, Any], run_platform: str) -> dict:
 
 
 def timed_calls(forward: Callable[[], Any], device: str) -> list[float]:
-    """Forward times in ms: MEASURE_CALLS calls, or fewer (not under MIN_CALLS) once
-    MEASURE_BUDGET_S is spent, so that a slow model costs a few calls, not ten."""
+    """Forward times in ms: db.MEASURE_CALLS calls, or fewer (not under db.MIN_CALLS) once
+    db.MEASURE_BUDGET_S is spent, so that a slow model costs a few calls, not ten."""
     from test.common.performance.measurement import synchronize
 
     samples: list[float] = []
     started = time.perf_counter()
-    while len(samples) < MEASURE_CALLS:
+    while len(samples) < db.MEASURE_CALLS:
         synchronize(device)
         start = time.perf_counter_ns()
         forward()
         synchronize(device)
         samples.append((time.perf_counter_ns() - start) / 1e6)
-        if len(samples) >= MIN_CALLS and time.perf_counter() - started > MEASURE_BUDGET_S:
+        if len(samples) >= db.MIN_CALLS and time.perf_counter() - started > db.MEASURE_BUDGET_S:
             break
     return samples
 
@@ -277,7 +271,7 @@ def run_facts(config: pytest.Config) -> dict[str, Any]:
     primary = hardware.torch_device_of(platform.split(",")[-1])
     workers = getattr(config.option, "numprocesses", None) or 0
     fingerprint = machine_fingerprint(
-        primary, method=f"{MIN_CALLS}-{MEASURE_CALLS} calls, {workers} workers"
+        primary, method=f"{db.MIN_CALLS}-{db.MEASURE_CALLS} calls, {workers} workers"
     )
     fingerprint["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS", "")
     encoded = json.dumps(fingerprint, sort_keys=True)
