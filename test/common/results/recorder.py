@@ -263,17 +263,29 @@ def run_platform(config: pytest.Config) -> str:
     return ",".join(gating.selected_platforms(config))
 
 
-def run_facts(config: pytest.Config) -> dict[str, Any]:
-    """The runs row: when, which code (commit, dirty), which versions, which machine."""
+def run_fingerprint(config: pytest.Config, platform: str) -> dict[str, Any]:
+    """What must match for two runs' timings to be compared (performance_baseline's
+    fingerprint of the platform's device, the calls, the workers, OMP_NUM_THREADS)."""
     from test.common.performance.performance_baseline import machine_fingerprint
 
-    platform = run_platform(config)
-    primary = hardware.torch_device_of(platform.split(",")[-1])
     workers = getattr(config.option, "numprocesses", None) or 0
-    fingerprint = machine_fingerprint(
-        primary, method=f"{db.MIN_CALLS}-{db.MEASURE_CALLS} calls, {workers} workers"
-    )
+    method = f"{db.MIN_CALLS}-{db.MEASURE_CALLS} calls, {workers} workers"
+    device = hardware.torch_device_of(platform.split(",")[-1])
+    try:
+        fingerprint = machine_fingerprint(device, method=method)
+    except (RuntimeError, AssertionError) as error:
+        # torch says the device is there but cannot name it: the run goes on (the
+        # model tests will say what is wrong), its fingerprint says so.
+        fingerprint = machine_fingerprint("cpu", method=method)
+        fingerprint["accelerator"] = f"{device}: not named ({error})"
     fingerprint["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS", "")
+    return fingerprint
+
+
+def run_facts(config: pytest.Config) -> dict[str, Any]:
+    """The runs row: when, which code (commit, dirty), which versions, which machine."""
+    platform = run_platform(config)
+    fingerprint = run_fingerprint(config, platform)
     encoded = json.dumps(fingerprint, sort_keys=True)
     status = _git(config.rootpath, "status", "--porcelain", "--untracked-files=no")
     return {
