@@ -24,4 +24,5 @@ pytest_plugins = [
     "test.common.plugins.benchmark_plugin",
     "test.common.plugins.golden_plugin",
     "test.common.plugins.expectations",
+    "test.common.results.recorder",
 ]

@@ -17,6 +17,8 @@ ROOT = Path(__file__).parent
 CONSTRAINTS = str(ROOT / "constraints.txt")
 
 
+#: The results database every model run writes, and the report's charts (docs/RESULTS.md).
+RESULTS_TOOLS = ("duckdb", "plotly")
 #: What every pytest run needs.
 TEST_TOOLS = (
     "pytest",
@@ -31,6 +33,7 @@ TEST_TOOLS = (
     "scipy",
     "nox",  # test_ci_matrix.py asks nox which sessions exist
     "parso",  # the legacy converter reads files that do not parse with it
+    *RESULTS_TOOLS,
 )
 #: What loading and running models needs, on top of TEST_TOOLS.
 MODEL_STACK = (
@@ -228,6 +231,17 @@ def coverage(session: nox.Session) -> None:
         *(f"test/improved/test_hf_{arch}_improved.py" for arch in COVERAGE_ARCHITECTURES),
         extra_packages=MODEL_STACK,
         device="cpu",
+    )
+
+
+@nox.session(default=False, tags=["report"])
+def report(session: nox.Session) -> None:
+    """Write results/report.html from the results database that model runs fill
+    (results/history.duckdb; `-- --db PATH` reads another).  docs/RESULTS.md."""
+    _install(session, *RESULTS_TOOLS)
+    output = ROOT / "results" / "report.html"
+    session.run(
+        "python", "-m", "test.common.results", *session.posargs, "report", "--output", str(output)
     )
 
 

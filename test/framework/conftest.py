@@ -29,6 +29,7 @@ KEEP_IMPORTED = frozenset(
         "sklearn",
         "hypothesis",
         "huggingface_hub",
+        "duckdb",
     }
 )
 

@@ -172,10 +172,13 @@ def test_round_trip(architecture: str, subject: Subject, device: str) -> None:
     assert torch.equal(original, again), "the reloaded model gives different outputs"
 
 
-def test_forward(architecture: str, subject: Subject, device: str) -> None:
+def test_forward(
+    architecture: str, subject: Subject, device: str, request: pytest.FixtureRequest
+) -> None:
     import torch
 
     from test.common.models.model_inputs import item_singles, packs_items
+    from test.common.results.recorder import measure_forward
 
     model = on(subject, device)
     outputs = subject.outputs(device)
@@ -195,6 +198,8 @@ def test_forward(architecture: str, subject: Subject, device: str) -> None:
         )
     if device != "cpu":
         assert_close(output, subject.cpu_reference, DEVICE_TOLERANCE, DEVICE_TOLERANCE, device)
+    # Latency, memory and size for the results database (a no-op when not recorded).
+    measure_forward(request.node, model, lambda: run(model, subject.inputs, device), device)
 
 
 def test_determinism(architecture: str, subject: Subject, device: str) -> None:
