@@ -1,8 +1,9 @@
-"""Measure the whole CPU architecture battery: wall time and peak memory.
+"""Measure the whole CPU model run (battery and task heads): wall time and peak memory.
 
     python scripts/measure_battery.py [--workers 2] [--output result.json] [-- PYTEST_ARGS]
 
-Runs the battery (test/improved/test_architecture_battery.py) with pytest-xdist and
+Runs the architecture battery (test/improved/test_architecture_battery.py) and the task
+heads (test/improved/test_task_heads.py) together with pytest-xdist and
 samples the resident memory of the whole process tree (the controller and every
 worker, summed) while it runs.  Targets on the 2-core development machine: under 15
 minutes and under 6 GB.  This is a measurement, not a timed test: nothing fails on a
@@ -24,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BATTERY = "test/improved/test_architecture_battery.py"
+HEADS = "test/improved/test_task_heads.py"
 SAMPLE_SECONDS = 0.5
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -87,6 +89,7 @@ def battery_command(workers: int, extra: Sequence[str]) -> list[str]:
         "-m",
         "pytest",
         BATTERY,
+        HEADS,
         "--run-model-tests",
         "--device=cpu",
         f"-n={workers}",
@@ -112,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     options = parser.parse_args(argv)
     result = measure(battery_command(options.workers, options.pytest_args))
-    print(f"battery: {result.describe()}")
+    print(f"battery and heads: {result.describe()}")
     if options.output:
         write_atomically(options.output, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
     return result.returncode

@@ -37,6 +37,7 @@ def test_tree_rss_of_this_process_is_positive() -> None:
 def test_battery_command_runs_the_battery_on_cpu() -> None:
     command = measure_battery.battery_command(2, ["-k", "bert"])
     assert measure_battery.BATTERY in command
+    assert measure_battery.HEADS in command
     assert {"--run-model-tests", "--device=cpu", "-n=2", "--dist=loadgroup"} <= set(command)
     assert command[-2:] == ["-k", "bert"]
 

@@ -108,3 +108,15 @@ def test_auto_workers_are_capped_by_memory(monkeypatch: pytest.MonkeyPatch) -> N
 def test_available_memory_reads_meminfo() -> None:
     memory = sharding.available_memory()
     assert memory is None or memory > 0
+
+
+def test_a_model_class_keeps_its_tests_in_one_shard() -> None:
+    class Item:
+        def __init__(self, check: str, model_class: str) -> None:
+            self.nodeid = f"test_task_heads.py::{check}[{model_class}-cpu]"
+            self.callspec = type("Callspec", (), {"params": {"model_class": model_class}})()
+
+    keys = {sharding.shard_key(Item(check, "BertForMaskedLM")) for check in ("a", "b", "c")}
+    assert keys == {"model_class:BertForMaskedLM"}
+    spread = {sharding.shard_of(sharding.shard_key(Item("a", f"Class{n}")), 4) for n in range(40)}
+    assert spread == {0, 1, 2, 3}, "heads spread over every shard"

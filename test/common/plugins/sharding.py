@@ -2,9 +2,9 @@
 
 `--shard-id K --num-shards N` keeps the tests of shard K (0-based) and deselects the
 rest.  A test's shard comes from a stable hash of its architecture (the battery's
-`architecture` parameter) or, for other tests, of its node id without parameters:
-an architecture's tests stay together (built once), and every test lands in exactly
-one shard whatever else is collected.
+`architecture` parameter) or model class (the task heads' `model_class`) or, for other
+tests, of its node id without parameters: a model's tests stay together (built once),
+and every test lands in exactly one shard whatever else is collected.
 
 `-n auto` (pytest-xdist) starts one worker per CPU, capped so that every worker has
 `MEMORY_PER_WORKER` of the memory available now: a tiny model battery worker peaks
@@ -60,11 +60,17 @@ def validate_shards(shard_id: int | None, num_shards: int | None) -> tuple[int, 
     return shard_id, num_shards
 
 
+#: The parameters whose value keeps a model's tests in one shard (built once there).
+MODEL_PARAMETERS = ("architecture", "model_class")
+
+
 def shard_key(item: Any) -> str:
-    """What decides an item's shard: its architecture, else its unparametrized id."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None and "architecture" in callspec.params:
-        return f"architecture:{callspec.params['architecture']}"
+    """What decides an item's shard: its architecture or model class, else its
+    unparametrized id."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for name in MODEL_PARAMETERS:
+        if name in params:
+            return f"{name}:{params[name]}"
     return item.nodeid.split("[", 1)[0]
 
 
