@@ -36,19 +36,10 @@ from test.common.checks.running import (
     primary,
     run,
 )
-from test.common.models.registry import MODALITIES, load_registry
+from test.common.models.registry import MODALITIES, MODALITY_MARKS, load_registry
 
 pytestmark = [pytest.mark.model_test, pytest.mark.model]
 
-MODALITY_MARKS = {
-    "text-encoder": "text",
-    "text-decoder": "text",
-    "encoder-decoder": "text",
-    "vision": "vision",
-    "audio": "audio",
-    "multimodal": "multimodal",
-    "time-series": "time_series",
-}
 #: A padded batch against each item alone, float32: max |a - b| <= ATOL + RTOL * max |b|.
 BATCH_ATOL = 1e-4
 BATCH_RTOL = 1e-4

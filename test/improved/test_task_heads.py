@@ -44,18 +44,10 @@ from test.common.checks.running import (
 )
 from test.common.checks.tasks import adjust_config
 from test.common.models.heads import load_heads
+from test.common.models.registry import MODALITY_MARKS
 
 pytestmark = [pytest.mark.model_test, pytest.mark.model]
 
-MODALITY_MARKS = {
-    "text-encoder": "text",
-    "text-decoder": "text",
-    "encoder-decoder": "text",
-    "vision": "vision",
-    "audio": "audio",
-    "multimodal": "multimodal",
-    "time-series": "time_series",
-}
 TEXT_MODALITIES = ("text-encoder", "text-decoder", "encoder-decoder")
 #: Which heads each check applies to; a check not named here applies to every head.
 APPLIES = {

@@ -114,3 +114,24 @@ def observed_failure(
 def missing_packages(requires: Sequence[str]) -> list[str]:
     """The packages of `requires` that cannot be imported here (decided at run time)."""
     return [name for name in requires if importlib.util.find_spec(name) is None]
+
+
+def row_status(
+    expected_failure: str | None,
+    requires: Sequence[str],
+    forward_failure: str | None,
+    observations: Mapping[str, Mapping[str, str]],
+) -> str:
+    """A row's status in one phrase, for `--list`: what stops it first."""
+    if expected_failure:
+        return f"xfail: {expected_failure}"
+    if requires:
+        return f"needs {', '.join(requires)}"
+    if forward_failure:
+        return f"xfail after loading: {forward_failure}"
+    if observations:
+        return "partial xfail: " + "; ".join(
+            f"{platform}: {', '.join(sorted(checks))}"
+            for platform, checks in sorted(observations.items())
+        )
+    return "runs"

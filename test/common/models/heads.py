@@ -39,6 +39,7 @@ from test.common.models.registry import (
     load_registry,
     read_toml,
 )
+from test.common.models.tiny_models import merge_overrides
 from test.common.models.transformers_catalog import Catalog, load_catalog
 
 HEADS_FILE = Path(__file__).parent / "heads.toml"
@@ -96,26 +97,9 @@ class HeadSpec:
 
     @property
     def status(self) -> str:
-        if self.expected_failure:
-            return f"xfail: {self.expected_failure}"
-        if self.requires:
-            return f"needs {', '.join(self.requires)}"
-        if self.expected_failures:
-            return "partial xfail: " + "; ".join(
-                f"{platform}: {', '.join(sorted(checks))}"
-                for platform, checks in sorted(self.expected_failures.items())
-            )
-        return "runs"
-
-
-def _merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merged(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+        return expectations.row_status(
+            self.expected_failure, self.requires, None, self.expected_failures
+        )
 
 
 def _check_row(class_name: str, row: Any) -> None:
@@ -173,10 +157,10 @@ def build_heads(
             model_type=model_type,
             tasks=tuple(tasks),
             architecture=architecture,
-            config_overrides=_merged(
+            config_overrides=merge_overrides(
                 architecture.config_overrides, row.get("config_overrides", {})
             ),
-            inputs=_merged(architecture.inputs, row.get("inputs", {})),
+            inputs=merge_overrides(architecture.inputs, row.get("inputs", {})),
             requires=(*architecture.requires, *row.get("requires", ())),
             expected_failure=row.get("expected_failure"),
             expected_failures=row.get("expected_failures", {}),

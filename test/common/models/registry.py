@@ -49,6 +49,16 @@ MODELS_DIR = Path(__file__).parent
 ARCHITECTURES_FILE = MODELS_DIR / "architectures.toml"
 CONVERTED_FILE = MODELS_DIR / "converted_models.toml"
 
+#: The pytest marker of each modality (a test module marks its items with it).
+MODALITY_MARKS = {
+    "text-encoder": "text",
+    "text-decoder": "text",
+    "encoder-decoder": "text",
+    "vision": "vision",
+    "audio": "audio",
+    "multimodal": "multimodal",
+    "time-series": "time_series",
+}
 MODALITIES = (
     "text-encoder",
     "text-decoder",
@@ -148,18 +158,9 @@ class ArchitectureSpec:
 
     @property
     def status(self) -> str:
-        if self.expected_failure:
-            return f"xfail: {self.expected_failure}"
-        if self.requires:
-            return f"needs {', '.join(self.requires)}"
-        if self.forward_failure:
-            return f"xfail after loading: {self.forward_failure}"
-        if self.expected_failures:
-            return "partial xfail: " + "; ".join(
-                f"{platform}: {', '.join(sorted(checks))}"
-                for platform, checks in sorted(self.expected_failures.items())
-            )
-        return "runs"
+        return expectations.row_status(
+            self.expected_failure, self.requires, self.forward_failure, self.expected_failures
+        )
 
 
 #: Sub-models (qwen2_vl_text, sam_vision_model, ...) are in no task table: their

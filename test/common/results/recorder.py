@@ -78,8 +78,8 @@ def _duckdb_installed() -> bool:
 def recording(config: pytest.Config) -> bool:
     """Asked for with --results-db (duckdb missing is then an error), or a model run
     where duckdb is installed (missing, one summary line says the run was not recorded)."""
-    if config.getoption("--no-results-db"):
-        return False
+    if config.getoption("--no-results-db") or config.option.collectonly:
+        return False  # a --collect-only run runs nothing: no run to record
     if config.getoption("--results-db"):
         return True
     return bool(config.getoption("--run-model-tests")) and _duckdb_installed()
