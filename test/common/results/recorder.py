@@ -87,7 +87,7 @@ def recording(config: pytest.Config) -> bool:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     model_run = config.getoption("--run-model-tests") and not config.getoption("--no-results-db")
-    if model_run and not recording(config):
+    if model_run and not config.option.collectonly and not _duckdb_installed():
         terminalreporter.write_line(
             "results: not recorded: duckdb is not installed (pip install -c constraints.txt duckdb)"
         )
