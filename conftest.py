@@ -22,4 +22,5 @@ pytest_plugins = [
     "test.common.plugins.worker_records",
     "test.common.plugins.benchmark_plugin",
     "test.common.plugins.golden_plugin",
+    "test.common.plugins.backend_report",
 ]

@@ -60,11 +60,17 @@ def validate_shards(shard_id: int | None, num_shards: int | None) -> tuple[int, 
     return shard_id, num_shards
 
 
+#: The parameters that name an architecture: the battery's, and the backends' (whose
+#: items of one architecture share its build, so they stay in one shard too).
+ARCHITECTURE_PARAMETERS = ("architecture", "model_type")
+
+
 def shard_key(item: Any) -> str:
     """What decides an item's shard: its architecture, else its unparametrized id."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None and "architecture" in callspec.params:
-        return f"architecture:{callspec.params['architecture']}"
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for name in ARCHITECTURE_PARAMETERS:
+        if name in params:
+            return f"architecture:{params[name]}"
     return item.nodeid.split("[", 1)[0]
 
 
