@@ -15,8 +15,6 @@ import pytest
 
 from test.common.backends import expectations
 
-pytestmark = pytest.mark.slow
-
 SANDBOX = """
 import os
 
@@ -82,6 +80,7 @@ def rows(sandbox: pytest.Pytester, backend: str) -> dict[str, expectations.Expec
     return expectations.load(backend, sandbox.path / "expected")
 
 
+@pytest.mark.slow  # a pytester sandbox that runs torch.export
 def test_update_records_statuses_and_a_rerun_matches(sandbox: pytest.Pytester) -> None:
     recorded = run(sandbox, "--update-expectations")
     recorded.assert_outcomes(passed=2, xfailed=2, skipped=2)
@@ -108,6 +107,7 @@ def test_update_records_statuses_and_a_rerun_matches(sandbox: pytest.Pytester) -
     checked.stdout.fnmatch_lines(["*not reached (expected): export built nothing*"])
 
 
+@pytest.mark.slow  # a pytester sandbox that runs torch.export
 def test_a_new_failure_fails_with_the_update_command(
     sandbox: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,6 +124,7 @@ def test_a_new_failure_fails_with_the_update_command(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.mark.slow  # a pytester sandbox that runs torch.export
 def test_an_unexpected_pass_fails_and_the_update_prints_what_changed(
     sandbox: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,6 +145,7 @@ def test_an_unexpected_pass_fails_and_the_update_prints_what_changed(
     run(sandbox).assert_outcomes(passed=2, xfailed=2, skipped=2)
 
 
+@pytest.mark.slow  # a pytester sandbox that runs torch.export
 def test_a_corrupt_file_is_reported_and_kept(sandbox: pytest.Pytester) -> None:
     corrupt = sandbox.path / "expected" / "export.csv"
     corrupt.parent.mkdir()
@@ -154,6 +156,7 @@ def test_a_corrupt_file_is_reported_and_kept(sandbox: pytest.Pytester) -> None:
     assert corrupt.read_text(encoding="utf-8") == "architecture,status\nbert,pass\n"
 
 
+@pytest.mark.slow  # a pytester sandbox that runs torch.export
 def test_an_unknown_backend_is_a_usage_error(sandbox: pytest.Pytester) -> None:
     result = run(sandbox, "--backends=export,tpu")
     result.stderr.fnmatch_lines(["*--backends: unknown backend tpu; known: export, compile*"])
@@ -203,3 +206,18 @@ def test_malformed_rows_are_errors(text: str, error: str) -> None:
 def test_judge(expected: str | None, status: str, outcome: str) -> None:
     row = expectations.Expectation(expected) if expected else None
     assert expectations.judge(row, status, "why")[0] == outcome
+
+
+def test_describe_gives_statuses_and_difference_quantiles(tmp_path: Path) -> None:
+    rows = {
+        f"arch{index}": expectations.Expectation("pass", "", f"{index}e-06")
+        for index in range(1, 11)
+    }
+    rows["broken"] = expectations.Expectation("fail", "build: x")
+    expectations.write("onnx", rows, tmp_path)
+    assert expectations.difference_quantiles(rows) == (10, [5e-06, 9e-06, 1e-05, 1e-05])
+    assert expectations.describe(tmp_path) == [
+        "onnx: 11 architectures (10 pass, 1 fail, 0 not reached); "
+        "difference over 10: q0.5 5e-06, q0.9 9e-06, q0.99 1e-05, q1 1e-05"
+    ]
+    assert expectations.difference_quantiles({}) == (0, [])

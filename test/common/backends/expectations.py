@@ -14,6 +14,9 @@ A missing-package skip is never written.  An architecture without a row is expec
 to pass.  A run fails on a new failure and on an unexpected pass, and says how to
 update: `nox -s backend-<name> -- --update-expectations` rewrites the rows of the
 architectures that ran (the others are kept) and prints what changed.
+
+`python -m test.common.backends.expectations` prints each file's statuses and the
+quantiles of its measured differences (docs/BACKENDS.md quotes them).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -145,6 +149,35 @@ def write(backend: str, rows: Mapping[str, Expectation], directory: Path = DATA_
     return True
 
 
+QUANTILES = (0.5, 0.9, 0.99, 1.0)
+
+
+def difference_quantiles(rows: Mapping[str, Expectation]) -> tuple[int, list[float]]:
+    """(how many rows have a difference, its quantiles QUANTILES by nearest rank)."""
+    values = sorted(float(row.difference) for row in rows.values() if row.difference)
+    if not values:
+        return 0, []
+    ranks = [min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1)) for q in QUANTILES]
+    return len(values), [values[rank] for rank in ranks]
+
+
+def describe(directory: Path = DATA_DIR) -> list[str]:
+    """One line per expectation file: statuses and the quantiles of the differences."""
+    lines = []
+    for path in sorted(directory.glob("*.csv")):
+        rows = load(path.stem, directory)
+        statuses = ", ".join(
+            f"{sum(row.status == status for row in rows.values())} {status}" for status in STATUSES
+        )
+        count, values = difference_quantiles(rows)
+        spread = ", ".join(f"q{q:g} {v:.2g}" for q, v in zip(QUANTILES, values, strict=True))
+        lines.append(
+            f"{path.stem}: {len(rows)} architectures ({statuses}); "
+            f"difference over {count}: {spread or '-'}"
+        )
+    return lines
+
+
 def update(
     backend: str, observed: Iterable[tuple[str, Expectation]], directory: Path = DATA_DIR
 ) -> list[str]:
@@ -154,3 +187,7 @@ def update(
     merged, changes = merge(load(backend, directory), dict(observed))
     written = write(backend, merged, directory)
     return changes if written else []
+
+
+if __name__ == "__main__":
+    print("\n".join(describe()))
