@@ -186,6 +186,8 @@ def _run_backends(session: nox.Session, *backends: Backend) -> None:
     test/common/data/backends/ (docs/BACKENDS.md).  `-- --backend-sample pr` runs the
     pull-request sample, `-- --update-expectations` rewrites the files."""
     packages = {pip for backend in backends for pip in backend.pip_packages_with_needs()}
+    for command in {backend.setup for backend in backends if backend.setup}:
+        session.run(*command, external=True)
     _run_pytest(
         session,
         *PARALLEL,
@@ -199,7 +201,7 @@ def _run_backends(session: nox.Session, *backends: Backend) -> None:
 
 @nox.session(default=False, tags=["backends"])
 def backends(session: nox.Session) -> None:
-    """Every backend (export, compile, onnx, openvino, int8) on every architecture."""
+    """Every backend (export, compile, onnx, openvino, int8, browser) on every architecture."""
     _run_backends(session, *BACKENDS)
 
 

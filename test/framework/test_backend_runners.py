@@ -50,8 +50,10 @@ def test_each_backend_agrees_with_eager_on_a_tiny_module(work: Any, backend: str
     observation = work.observe(BACKENDS_BY_NAME[backend])
     assert observation.status == "pass", observation.reason
     assert observation.difference is not None
-    assert observation.latency_ratio is not None
-    assert observation.latency_ratio > 0
+    if BACKENDS_BY_NAME[backend].timed:
+        assert observation.latency_ratio > 0
+    else:  # a browser launch per run: no latency worth recording
+        assert observation.latency_ratio is None
 
 
 def test_the_wrapper_takes_tensors_positionally_and_keeps_the_rest_constant(work: Any) -> None:

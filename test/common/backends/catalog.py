@@ -16,7 +16,7 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-from test.common.backends import runners
+from test.common.backends import browser, runners
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,10 +86,18 @@ class Backend:
     packages: tuple[tuple[str, str], ...] = ()
     #: The pytest marker of the platform it stands for (pytest.ini), if any.
     marker: str | None = None
+    #: What it needs outside Python (a browser, an npm package): the names of those absent.
+    probe: Callable[[], list[str]] | None = None
+    #: A command that installs what it needs outside pip (nox runs it first).
+    setup: tuple[str, ...] = ()
+    #: Whether its latency against eager means anything (not when each run starts a
+    #: browser).
+    timed: bool = True
 
     def missing_packages(self) -> list[str]:
-        """The pip names of the needed packages that are not installed."""
-        return [pip for module, pip in self.packages if importlib.util.find_spec(module) is None]
+        """The names of the needed packages that are not installed."""
+        absent = [pip for module, pip in self.packages if importlib.util.find_spec(module) is None]
+        return absent + (self.probe() if self.probe else [])
 
     def pip_packages_with_needs(self) -> list[str]:
         """The pip names of this backend's packages and of those it is built from."""
@@ -111,6 +119,15 @@ EXPORT = Backend(
     # transformers' own torch.export tests compare with atol = rtol = 1e-4.
     check=Tolerance(atol=1e-4, rtol=1e-4),
 )
+ONNX = Backend(
+    name="onnx",
+    summary="torch.onnx.export(dynamo=True) of the exported program, ONNX Runtime CPU",
+    build=runners.build_onnx,
+    check=Tolerance(atol=1e-3, rtol=1e-3),
+    needs=EXPORT,
+    packages=(("onnxscript", "onnxscript"), ("onnxruntime", "onnxruntime")),
+    marker="onnx",
+)
 BACKENDS: tuple[Backend, ...] = (
     EXPORT,
     Backend(
@@ -119,15 +136,7 @@ BACKENDS: tuple[Backend, ...] = (
         build=runners.build_compile,
         check=Tolerance(atol=1e-4, rtol=1e-4),
     ),
-    Backend(
-        name="onnx",
-        summary="torch.onnx.export(dynamo=True) of the exported program, ONNX Runtime CPU",
-        build=runners.build_onnx,
-        check=Tolerance(atol=1e-3, rtol=1e-3),
-        needs=EXPORT,
-        packages=(("onnxscript", "onnxscript"), ("onnxruntime", "onnxruntime")),
-        marker="onnx",
-    ),
+    ONNX,
     Backend(
         name="openvino",
         summary="openvino.convert_model of the exported program, compiled for CPU in f32",
@@ -143,6 +152,16 @@ BACKENDS: tuple[Backend, ...] = (
         build=runners.build_int8,
         check=Agreement(min_cosine=0.99, min_top1=0.9),
         packages=(("torchao", "torchao"),),
+    ),
+    Backend(
+        name="browser",
+        summary="the ONNX file of onnx in onnxruntime-web (wasm), headless Chromium",
+        build=runners.build_browser,
+        check=Tolerance(atol=1e-3, rtol=1e-3),
+        needs=ONNX,
+        probe=browser.missing,
+        setup=("npm", "ci", "--no-audit", "--no-fund"),  # package.json pins onnxruntime-web
+        timed=False,
     ),
 )
 BACKENDS_BY_NAME = {backend.name: backend for backend in BACKENDS}

@@ -110,3 +110,10 @@ def _no_grad(module: Any, args: tuple[Any, ...]) -> Any:
 
     with torch.no_grad():
         return module(*args)
+
+
+def build_browser(work: Any) -> Built:
+    from test.common.backends.browser import run_in_browser
+
+    path = work.built["onnx"].artifact  # the file onnx wrote and ONNX Runtime ran
+    return Built(path, lambda args: run_in_browser(path, args))

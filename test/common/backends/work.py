@@ -121,7 +121,9 @@ class Work:
             agreed, difference, detail = backend.check.compare(output, self.eager, self.logits)
         else:
             agreed, difference, detail = backend.check.compare(output, self.eager)
-        ratio = _median_time(built.run, self.args) / _median_time(self.module, self.args)
+        ratio = None
+        if backend.timed:
+            ratio = _median_time(built.run, self.args) / _median_time(self.module, self.args)
         return Observation(PASS if agreed else FAIL, "" if agreed else detail, difference, ratio)
 
     def close(self) -> None:
