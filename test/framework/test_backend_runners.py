@@ -97,3 +97,12 @@ def test_int8_refuses_a_model_without_linear_layers() -> None:
         "fail", "build: ValueError: no torch.nn.Linear layer to quantize"
     )
     work.close()
+
+
+def test_openvino_reports_name_the_unconverted_operations() -> None:
+    from test.common.backends.runners import _openvino_unconverted
+
+    report = "Check 'false' failed at x.cpp:151:\nModel wasn't fully converted.\n"
+    assert _openvino_unconverted(report) is None
+    report += "Summary:\n-- Conversion is failed for: aten.unfold.default\n"
+    assert _openvino_unconverted(report) == "aten.unfold.default"

@@ -75,7 +75,13 @@ def build_openvino(work: Any) -> Built:
     # From the exported program rather than the ONNX file: OpenVINO's PyTorch frontend
     # reads the same graph `export` was checked on, so an ONNX exporter failure does not
     # hide what OpenVINO itself can do.
-    model = openvino.convert_model(work.built["export"].artifact)
+    try:
+        model = openvino.convert_model(work.built["export"].artifact)
+    except Exception as error:  # its first line names a C++ file; the ops come last
+        unconverted = _openvino_unconverted(str(error))
+        if unconverted is None:
+            raise
+        raise RuntimeError(f"OpenVINO cannot convert {unconverted}") from error
     # f32 inference precision: on CPUs with bf16 or AMX units OpenVINO's default hint
     # runs in bfloat16, which is not the parity this backend checks.
     compiled = openvino.Core().compile_model(
@@ -89,6 +95,13 @@ def build_openvino(work: Any) -> Built:
         return torch.from_numpy(result[compiled.output(0)].copy())
 
     return Built(model, run)
+
+
+def _openvino_unconverted(message: str) -> str | None:
+    """The operations an OpenVINO conversion report names as failed, if it has one."""
+    marker = "Conversion is failed for:"
+    lines = [line for line in message.splitlines() if marker in line]
+    return lines[-1].split(marker, 1)[1].strip() if lines else None
 
 
 def build_int8(work: Any) -> Built:

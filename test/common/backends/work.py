@@ -92,7 +92,8 @@ class Work:
         with torch.no_grad():
             outputs = self.model(**dict(zip(self.names, self.args, strict=True)), **self.constants)
         logits = outputs.get("logits") if isinstance(outputs, Mapping) else None
-        return logits is not None and torch.equal(logits, self.eager)
+        # Some models return a tuple of logits (mgp-str: one per decoding head).
+        return isinstance(logits, torch.Tensor) and torch.equal(logits, self.eager)
 
     def observe(self, backend: Backend) -> Observation:
         """The backend's observation, computed once (its dependency first)."""
