@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,12 @@ def test_summary_counts_passes_per_backend_in_table_order() -> None:
         "backends: 2 architectures; export 1/2, onnx 1/2",
         "latency relative to eager (median): export 1x, onnx 0.5x",
     ]
+
+
+def test_browser_names_what_it_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test.common.backends import browser
+
+    monkeypatch.setenv("ORT_WEB_DIST", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert browser.missing() == ["chromium (Debian package)", "onnxruntime-web (npm ci)"]
+    assert BACKENDS_BY_NAME["browser"].missing_packages_with_needs()[:2] == browser.missing()

@@ -76,8 +76,12 @@ main();
 """
 
 
+#: Chromium's executable under the names distributions give it (GitHub's runners: Chrome).
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
 def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+    return next(filter(None, map(shutil.which, BROWSERS)), None)
 
 
 def ort_web_dist() -> Path:
