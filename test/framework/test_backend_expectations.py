@@ -214,10 +214,12 @@ def test_describe_gives_statuses_and_difference_quantiles(tmp_path: Path) -> Non
         for index in range(1, 11)
     }
     rows["broken"] = expectations.Expectation("fail", "build: x")
+    rows["far"] = expectations.Expectation("fail", "max difference 0.5", "0.5")
     expectations.write("onnx", rows, tmp_path)
     assert expectations.difference_quantiles(rows) == (10, [5e-06, 9e-06, 1e-05, 1e-05])
     assert expectations.describe(tmp_path) == [
-        "onnx: 11 architectures (10 pass, 1 fail, 0 not reached); "
-        "difference over 10: q0.5 5e-06, q0.9 9e-06, q0.99 1e-05, q1 1e-05"
+        "onnx: 12 architectures (10 pass, 2 fail, 0 not reached); "
+        "difference over 10 passes: q0.5 5e-06, q0.9 9e-06, q0.99 1e-05, q1 1e-05; "
+        "failed comparisons: far 0.5"
     ]
     assert expectations.difference_quantiles({}) == (0, [])

@@ -106,3 +106,5 @@ def test_openvino_reports_name_the_unconverted_operations() -> None:
     assert _openvino_unconverted(report) is None
     report += "Summary:\n-- Conversion is failed for: aten.unfold.default\n"
     assert _openvino_unconverted(report) == "aten.unfold.default"
+    missing_rule = "Summary:\n-- No conversion rule found for operations: aten.histc.default\n"
+    assert _openvino_unconverted(missing_rule) == "aten.histc.default"

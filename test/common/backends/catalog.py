@@ -167,8 +167,8 @@ BACKENDS: tuple[Backend, ...] = (
 BACKENDS_BY_NAME = {backend.name: backend for backend in BACKENDS}
 
 #: The pull-request sample: one architecture per modality and per attention family
-#: (eager only, eager + sdpa, eager + sdpa + flex, no attention), run by `.ci/run` and
-#: the workflow's pull-request job with `--backend-sample pr`.
+#: (eager only, eager + sdpa, eager + sdpa + flex, no attention), run by the workflow's
+#: pull-request job with `--backend-sample pr`.
 PR_SAMPLE = (
     "bert",  # text encoder; eager + sdpa
     "gpt2",  # text decoder; eager + sdpa + flex

@@ -153,8 +153,10 @@ QUANTILES = (0.5, 0.9, 0.99, 1.0)
 
 
 def difference_quantiles(rows: Mapping[str, Expectation]) -> tuple[int, list[float]]:
-    """(how many rows have a difference, its quantiles QUANTILES by nearest rank)."""
-    values = sorted(float(row.difference) for row in rows.values() if row.difference)
+    """(how many passing rows have a difference, its quantiles QUANTILES by nearest rank)."""
+    values = sorted(
+        float(r.difference) for r in rows.values() if r.status == "pass" and r.difference
+    )
     if not values:
         return 0, []
     ranks = [min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1)) for q in QUANTILES]
@@ -162,7 +164,8 @@ def difference_quantiles(rows: Mapping[str, Expectation]) -> tuple[int, list[flo
 
 
 def describe(directory: Path = DATA_DIR) -> list[str]:
-    """One line per expectation file: statuses and the quantiles of the differences."""
+    """One line per expectation file: statuses, the quantiles of the passes' differences
+    and the differences of the failed comparisons (where the tolerance must fall between)."""
     lines = []
     for path in sorted(directory.glob("*.csv")):
         rows = load(path.stem, directory)
@@ -171,9 +174,15 @@ def describe(directory: Path = DATA_DIR) -> list[str]:
         )
         count, values = difference_quantiles(rows)
         spread = ", ".join(f"q{q:g} {v:.2g}" for q, v in zip(QUANTILES, values, strict=True))
+        failed = sorted(
+            (float(row.difference), name)
+            for name, row in rows.items()
+            if row.status == "fail" and row.difference
+        )
         lines.append(
             f"{path.stem}: {len(rows)} architectures ({statuses}); "
-            f"difference over {count}: {spread or '-'}"
+            f"difference over {count} passes: {spread or '-'}; failed comparisons: "
+            + (", ".join(f"{name} {value:.2g}" for value, name in failed) or "-")
         )
     return lines
 

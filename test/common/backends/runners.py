@@ -97,11 +97,19 @@ def build_openvino(work: Any) -> Built:
     return Built(model, run)
 
 
+#: How OpenVINO's conversion report introduces the operations it could not convert.
+OPENVINO_REPORT_MARKERS = ("Conversion is failed for:", "No conversion rule found for operations:")
+
+
 def _openvino_unconverted(message: str) -> str | None:
     """The operations an OpenVINO conversion report names as failed, if it has one."""
-    marker = "Conversion is failed for:"
-    lines = [line for line in message.splitlines() if marker in line]
-    return lines[-1].split(marker, 1)[1].strip() if lines else None
+    found = [
+        line.split(marker, 1)[1].strip()
+        for line in message.splitlines()
+        for marker in OPENVINO_REPORT_MARKERS
+        if marker in line
+    ]
+    return ", ".join(found) if found else None
 
 
 def build_int8(work: Any) -> Built:
