@@ -25,4 +25,5 @@ pytest_plugins = [
     "test.common.plugins.golden_plugin",
     "test.common.plugins.expectations",
     "test.common.results.recorder",
+    "test.common.plugins.backend_report",
 ]

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nox
 
 ROOT = Path(__file__).parent
 CONSTRAINTS = str(ROOT / "constraints.txt")
+sys.path.insert(0, str(ROOT))  # the backends' table, test/common/backends/catalog.py (no torch)
+
+from test.common.backends.catalog import BACKENDS, Backend  # noqa: E402, I001
 
 
 #: The results database every model run writes, and the report's charts (docs/RESULTS.md).
@@ -242,6 +246,46 @@ def report(session: nox.Session) -> None:
     output = ROOT / "results" / "report.html"
     session.run(
         "python", "-m", "test.common.results", *session.posargs, "report", "--output", str(output)
+    )
+
+
+def _run_backends(session: nox.Session, *backends: Backend) -> None:
+    """The backends on every architecture (CPU), each with its packages; judged against
+    test/common/data/backends/ (docs/BACKENDS.md).  `-- --backend-sample pr` runs the
+    pull-request sample, `-- --update-expectations` rewrites the files."""
+    packages = {pip for backend in backends for pip in backend.pip_packages_with_needs()}
+    for command in {backend.setup for backend in backends if backend.setup}:
+        session.run(*command, external=True)
+    _run_pytest(
+        session,
+        *PARALLEL,
+        f"--backends={','.join(backend.name for backend in backends)}",
+        models=True,
+        device="cpu",
+        extra_packages=tuple(sorted(packages)),
+        paths=("test/improved/test_backends.py",),
+    )
+
+
+@nox.session(default=False, tags=["backends"])
+def backends(session: nox.Session) -> None:
+    """Every backend (export, compile, onnx, openvino, int8, browser) on every architecture."""
+    _run_backends(session, *BACKENDS)
+
+
+def _backend_session(backend: Backend) -> Callable[[nox.Session], None]:
+    def session_function(session: nox.Session) -> None:
+        _run_backends(session, backend)
+
+    session_function.__doc__ = (
+        f"The {backend.name} backend on every architecture: {backend.summary}."
+    )
+    return session_function
+
+
+for _backend in BACKENDS:
+    nox.session(name=f"backend-{_backend.name}", default=False, tags=["backends"])(
+        _backend_session(_backend)
     )
 
 

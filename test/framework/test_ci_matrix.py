@@ -95,6 +95,13 @@ def test_issue_sessions_exist(nox_sessions: set[str]) -> None:
     assert required <= nox_sessions
 
 
+def test_every_backend_has_a_session_and_a_job(nox_sessions: set[str]) -> None:
+    from test.common.backends.catalog import BACKENDS
+
+    assert {"backends"} | {f"backend-{backend.name}" for backend in BACKENDS} <= nox_sessions
+    assert "backends" in set().union(*sessions_named_by_jobs(WORKFLOW).values())
+
+
 def test_mps_job_disables_cpu_fallback() -> None:
     job = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]["models-mps"]
     assert job["env"]["PYTORCH_ENABLE_MPS_FALLBACK"] == "0"

@@ -60,17 +60,23 @@ def validate_shards(shard_id: int | None, num_shards: int | None) -> tuple[int, 
     return shard_id, num_shards
 
 
-#: The parameters whose value keeps a model's tests in one shard (built once there).
-MODEL_PARAMETERS = ("architecture", "model_class")
+#: The parameters whose value keeps a model's tests in one shard (built once there),
+#: with the key they share: the battery's architecture and the backends' model_type
+#: (one architecture, one build), the task heads' model class.
+MODEL_PARAMETERS = {
+    "architecture": "architecture",
+    "model_type": "architecture",
+    "model_class": "model_class",
+}
 
 
 def shard_key(item: Any) -> str:
     """What decides an item's shard: its architecture or model class, else its
     unparametrized id."""
     params = getattr(getattr(item, "callspec", None), "params", {})
-    for name in MODEL_PARAMETERS:
+    for name, key in MODEL_PARAMETERS.items():
         if name in params:
-            return f"{name}:{params[name]}"
+            return f"{key}:{params[name]}"
     return item.nodeid.split("[", 1)[0]
 
 

@@ -1,0 +1,86 @@
+"""The backends' table, its comparisons, its nox sessions and the end-of-run line."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import pytest
+
+from test.common.backends import catalog
+from test.common.backends.catalog import BACKENDS, BACKENDS_BY_NAME, Backend, Tolerance
+from test.common.models.registry import load_registry
+from test.common.plugins import sharding
+from test.common.plugins.backend_report import summary_lines
+
+
+def test_select_keeps_the_table_order_and_rejects_unknown_names() -> None:
+    assert [b.name for b in catalog.select("int8,export")] == ["export", "int8"]
+    assert catalog.select(None) == BACKENDS
+    with pytest.raises(ValueError, match="unknown backend tpu; known: export"):
+        catalog.select("export,tpu")
+
+
+def test_dependants_inherit_their_dependency_packages() -> None:
+    absent = Backend("absent", "", EXPORT_BUILD, Tolerance(0, 0), packages=(("no_such_x", "x"),))
+    child = Backend("child", "", EXPORT_BUILD, Tolerance(0, 0), needs=absent)
+    assert child.missing_packages_with_needs() == ["x"]
+    assert child.pip_packages_with_needs() == ["x"]
+    assert BACKENDS_BY_NAME["onnx"].needs is BACKENDS_BY_NAME["export"]
+
+
+EXPORT_BUILD = BACKENDS_BY_NAME["export"].build
+
+
+def test_tolerance_and_agreement_compare_like_they_say() -> None:
+    torch = pytest.importorskip("torch")
+    expected = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert Tolerance(1e-4, 1e-4).compare(expected + 1e-4, expected)[0]
+    assert not Tolerance(1e-4, 1e-4).compare(expected + 1e-3, expected)[0]
+    assert not Tolerance(1e-4, 1e-4).compare(expected.flatten(), expected)[0]
+    agreement = catalog.Agreement(min_cosine=0.99, min_top1=0.9)
+    agreed, difference, detail = agreement.compare(expected, expected, logits=True)
+    assert agreed
+    assert difference == pytest.approx(0, abs=1e-6)
+    assert "top-1 agreement 1.000" in detail
+    swapped = expected.flip(-1)  # every arg-max moves
+    assert not agreement.compare(swapped, expected, logits=True)[0]
+
+
+def test_pr_sample_names_registered_architectures_that_run_forward() -> None:
+    registry = load_registry()
+    for model_type in catalog.PR_SAMPLE:
+        assert model_type in registry, model_type
+        assert not registry[model_type].expected_failure_of("forward"), model_type
+    assert len({registry[m].modality for m in catalog.PR_SAMPLE}) == 7  # all but "other"
+
+
+def test_backend_items_of_one_architecture_share_a_shard() -> None:
+    def item(nodeid: str, **params: str) -> types.SimpleNamespace:
+        return types.SimpleNamespace(nodeid=nodeid, callspec=types.SimpleNamespace(params=params))
+
+    onnx = item("t.py::test_backend[bert-onnx]", model_type="bert", backend_name="onnx")
+    battery = item("t.py::test_forward[bert]", architecture="bert")
+    assert sharding.shard_key(onnx) == sharding.shard_key(battery) == "architecture:bert"
+
+
+def test_summary_counts_passes_per_backend_in_table_order() -> None:
+    records = [
+        {"architecture": "bert", "backend": "onnx", "status": "pass", "latency_ratio": 0.5},
+        {"architecture": "bert", "backend": "export", "status": "pass", "latency_ratio": 1.0},
+        {"architecture": "gpt2", "backend": "export", "status": "fail", "latency_ratio": None},
+        {"architecture": "gpt2", "backend": "onnx", "status": "not reached"},
+    ]
+    assert summary_lines(records) == [
+        "backends: 2 architectures; export 1/2, onnx 1/2",
+        "latency relative to eager (median): export 1x, onnx 0.5x",
+    ]
+
+
+def test_browser_names_what_it_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test.common.backends import browser
+
+    monkeypatch.setenv("ORT_WEB_DIST", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert browser.missing() == ["chromium (Debian package)", "onnxruntime-web (npm ci)"]
+    assert BACKENDS_BY_NAME["browser"].missing_packages_with_needs()[:2] == browser.missing()

@@ -1,0 +1,110 @@
+"""Every real backend on a tiny torch module: built, run, compared with eager, timed.
+
+No transformers model: a two-layer module with `torch.nn.Linear` (what int8 quantizes)
+that returns a mapping with `logits`, as a ModelOutput does.  A backend whose package
+is missing is skipped, naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from test.common.backends.catalog import BACKENDS, BACKENDS_BY_NAME
+
+pytestmark = pytest.mark.slow
+torch = pytest.importorskip("torch")
+
+
+class TinyClassifier(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.hidden = torch.nn.Linear(16, 32)
+        self.head = torch.nn.Linear(32, 8)
+        with torch.no_grad():
+            # Clear winners, so that top-1 agreement measures int8, not near-ties of
+            # random logits (which flip under any rounding).
+            self.head.bias[3] += 4.0
+
+    def forward(self, features: Any, scale: float = 1.0, use_cache: bool = True) -> dict:
+        return {"logits": self.head(torch.relu(self.hidden(features))) * scale}
+
+
+@pytest.fixture(scope="module")
+def work() -> Any:
+    from test.common.backends.work import Work
+
+    inputs = {"features": torch.randn(2, 4, 16, generator=torch.Generator().manual_seed(1))}
+    built = Work(TinyClassifier().eval(), {**inputs, "scale": 2.0})
+    yield built
+    built.close()
+
+
+@pytest.mark.parametrize("backend", [b.name for b in BACKENDS])
+def test_each_backend_agrees_with_eager_on_a_tiny_module(work: Any, backend: str) -> None:
+    missing = BACKENDS_BY_NAME[backend].missing_packages_with_needs()
+    if missing:
+        pytest.skip(f"{backend} needs the {', '.join(missing)} package, not installed")
+    observation = work.observe(BACKENDS_BY_NAME[backend])
+    assert observation.status == "pass", observation.reason
+    assert observation.difference is not None
+    if BACKENDS_BY_NAME[backend].timed:
+        assert observation.latency_ratio > 0
+    else:  # a browser launch per run: no latency worth recording
+        assert observation.latency_ratio is None
+
+
+def test_the_wrapper_takes_tensors_positionally_and_keeps_the_rest_constant(work: Any) -> None:
+    assert work.names == ["features"]
+    assert work.constants == {"scale": 2.0, "use_cache": False}
+    assert work.logits  # the primary output is the mapping's `logits`
+    assert work.eager.shape == (2, 4, 8)
+
+
+def test_a_backend_that_refuses_the_model_fails_with_the_root_cause(work: Any) -> None:
+    from test.common.backends.catalog import Backend, Tolerance
+    from test.common.backends.work import Work
+
+    def refuses(_: Any) -> Any:
+        try:
+            raise KeyError("inner")
+        except KeyError as error:
+            raise RuntimeError("\x1b[96mstep 2/3\x1b[0m failed\nmore") from error
+
+    work = Work(TinyClassifier().eval(), {"features": torch.ones(1, 2, 16)})
+    refused = Backend("refuses", "", refuses, Tolerance(0, 0))
+    observation = work.observe(refused)
+    assert observation.status == "fail"
+    assert observation.reason == "build: RuntimeError: step 2/3 failed; cause: KeyError: 'inner'"
+    dependant = Backend("dependant", "", refuses, Tolerance(0, 0), needs=refused)
+    assert work.observe(dependant).status == "not reached"
+    work.close()
+
+
+def test_int8_refuses_a_model_without_linear_layers() -> None:
+    pytest.importorskip("torchao", reason="int8 needs the torchao package")
+    from test.common.backends.work import Work
+
+    class NoLinear(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            return torch.tanh(x)
+
+    work = Work(NoLinear().eval(), {"x": torch.ones(2, 3)})
+    observation = work.observe(BACKENDS_BY_NAME["int8"])
+    assert observation == type(observation)(
+        "fail", "build: ValueError: no torch.nn.Linear layer to quantize"
+    )
+    work.close()
+
+
+def test_openvino_reports_name_the_unconverted_operations() -> None:
+    from test.common.backends.runners import _openvino_unconverted
+
+    report = "Check 'false' failed at x.cpp:151:\nModel wasn't fully converted.\n"
+    assert _openvino_unconverted(report) is None
+    report += "Summary:\n-- Conversion is failed for: aten.unfold.default\n"
+    assert _openvino_unconverted(report) == "aten.unfold.default"
+    missing_rule = "Summary:\n-- No conversion rule found for operations: aten.histc.default\n"
+    assert _openvino_unconverted(missing_rule) == "aten.histc.default"
