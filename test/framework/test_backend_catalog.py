@@ -32,6 +32,7 @@ def test_dependants_inherit_their_dependency_packages() -> None:
 EXPORT_BUILD = BACKENDS_BY_NAME["export"].build
 
 
+@pytest.mark.slow  # imports torch, which a bare `pytest` never does
 def test_tolerance_and_agreement_compare_like_they_say() -> None:
     torch = pytest.importorskip("torch")
     expected = torch.tensor([[1.0, 2.0], [3.0, 4.0]])

@@ -14,30 +14,37 @@ import pytest
 from test.common.backends.catalog import BACKENDS, BACKENDS_BY_NAME
 
 pytestmark = pytest.mark.slow
-torch = pytest.importorskip("torch")
 
 
-class TinyClassifier(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.hidden = torch.nn.Linear(16, 32)
-        self.head = torch.nn.Linear(32, 8)
-        with torch.no_grad():
-            # Clear winners, so that top-1 agreement measures int8, not near-ties of
-            # random logits (which flip under any rounding).
-            self.head.bias[3] += 4.0
+def tiny_classifier() -> Any:
+    """A two-layer classifier (torch imported here: collecting this module in a bare
+    `pytest`, where it is gated as slow, must not import torch)."""
+    torch = pytest.importorskip("torch")
 
-    def forward(self, features: Any, scale: float = 1.0, use_cache: bool = True) -> dict:
-        return {"logits": self.head(torch.relu(self.hidden(features))) * scale}
+    class TinyClassifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.hidden = torch.nn.Linear(16, 32)
+            self.head = torch.nn.Linear(32, 8)
+            with torch.no_grad():
+                # Clear winners, so that top-1 agreement measures int8, not near-ties of
+                # random logits (which flip under any rounding).
+                self.head.bias[3] += 4.0
+
+        def forward(self, features: Any, scale: float = 1.0, use_cache: bool = True) -> dict:
+            return {"logits": self.head(torch.relu(self.hidden(features))) * scale}
+
+    return TinyClassifier().eval()
 
 
 @pytest.fixture(scope="module")
 def work() -> Any:
     from test.common.backends.work import Work
 
+    torch = pytest.importorskip("torch")
     inputs = {"features": torch.randn(2, 4, 16, generator=torch.Generator().manual_seed(1))}
-    built = Work(TinyClassifier().eval(), {**inputs, "scale": 2.0})
+    built = Work(tiny_classifier(), {**inputs, "scale": 2.0})
     yield built
     built.close()
 
@@ -73,7 +80,8 @@ def test_a_backend_that_refuses_the_model_fails_with_the_root_cause(work: Any) -
         except KeyError as error:
             raise RuntimeError("\x1b[96mstep 2/3\x1b[0m failed\nmore") from error
 
-    work = Work(TinyClassifier().eval(), {"features": torch.ones(1, 2, 16)})
+    torch = pytest.importorskip("torch")
+    work = Work(tiny_classifier(), {"features": torch.ones(1, 2, 16)})
     refused = Backend("refuses", "", refuses, Tolerance(0, 0))
     observation = work.observe(refused)
     assert observation.status == "fail"
@@ -85,6 +93,7 @@ def test_a_backend_that_refuses_the_model_fails_with_the_root_cause(work: Any) -
 
 def test_int8_refuses_a_model_without_linear_layers() -> None:
     pytest.importorskip("torchao", reason="int8 needs the torchao package")
+    torch = pytest.importorskip("torch")
     from test.common.backends.work import Work
 
     class NoLinear(torch.nn.Module):

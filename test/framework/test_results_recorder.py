@@ -11,7 +11,6 @@ from test.common.results.history import history
 from test.framework.conftest import REPO_ROOT
 
 pytest.importorskip("duckdb", reason="duckdb is needed for the results database")
-pytest.importorskip("torch", reason="the measured forward is a torch module")
 
 #: Tests shaped like the battery's (architecture, device) and the heads' (model_class).
 #: An architecture named in SLOW_ARCH sleeps five times longer in its forward.
@@ -76,6 +75,8 @@ def test_crashes():
 
 @pytest.fixture
 def sandbox(suite_pytester: pytest.Pytester) -> pytest.Pytester:
+    # Here, not at the top: collecting this module in a bare `pytest` must not import torch.
+    pytest.importorskip("torch", reason="the measured forward is a torch module")
     suite_pytester.makepyfile(test_sandbox=SANDBOX_TESTS)
     return suite_pytester
 
