@@ -40,9 +40,9 @@ def tiny_classifier() -> Any:
 
 @pytest.fixture(scope="module")
 def work() -> Any:
+    torch = pytest.importorskip("torch")
     from test.common.backends.work import Work
 
-    torch = pytest.importorskip("torch")
     inputs = {"features": torch.randn(2, 4, 16, generator=torch.Generator().manual_seed(1))}
     built = Work(tiny_classifier(), {**inputs, "scale": 2.0})
     yield built
@@ -71,6 +71,7 @@ def test_the_wrapper_takes_tensors_positionally_and_keeps_the_rest_constant(work
 
 
 def test_a_backend_that_refuses_the_model_fails_with_the_root_cause(work: Any) -> None:
+    torch = pytest.importorskip("torch")
     from test.common.backends.catalog import Backend, Tolerance
     from test.common.backends.work import Work
 
@@ -80,7 +81,6 @@ def test_a_backend_that_refuses_the_model_fails_with_the_root_cause(work: Any) -
         except KeyError as error:
             raise RuntimeError("\x1b[96mstep 2/3\x1b[0m failed\nmore") from error
 
-    torch = pytest.importorskip("torch")
     work = Work(tiny_classifier(), {"features": torch.ones(1, 2, 16)})
     refused = Backend("refuses", "", refuses, Tolerance(0, 0))
     observation = work.observe(refused)
@@ -92,8 +92,8 @@ def test_a_backend_that_refuses_the_model_fails_with_the_root_cause(work: Any) -
 
 
 def test_int8_refuses_a_model_without_linear_layers() -> None:
-    pytest.importorskip("torchao", reason="int8 needs the torchao package")
     torch = pytest.importorskip("torch")
+    pytest.importorskip("torchao", reason="int8 needs the torchao package")
     from test.common.backends.work import Work
 
     class NoLinear(torch.nn.Module):
