@@ -85,3 +85,21 @@ def test_browser_names_what_it_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PATH", str(tmp_path))
     assert browser.missing() == ["chromium (Debian package)", "onnxruntime-web (npm ci)"]
     assert BACKENDS_BY_NAME["browser"].missing_packages_with_needs()[:2] == browser.missing()
+
+
+BACKENDS_MODULE = """
+def test_backend():
+    pass
+"""
+
+
+def test_the_backends_module_runs_only_when_backends_are_asked_for(
+    suite_pytester: pytest.Pytester,
+) -> None:
+    suite_pytester.makepyfile(test_backends=BACKENDS_MODULE, test_other="def test_x(): pass")
+    # A model run (`nox -s models-cpu` collects every module) leaves the sweep out...
+    suite_pytester.runpytest().assert_outcomes(passed=1)
+    # ...the backends sessions name them, and a module named on the command line runs.
+    suite_pytester.runpytest("--backends=all").assert_outcomes(passed=2)
+    suite_pytester.runpytest("--backend-sample=pr").assert_outcomes(passed=2)
+    suite_pytester.runpytest("test_backends.py").assert_outcomes(passed=1)

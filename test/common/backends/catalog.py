@@ -183,8 +183,9 @@ SAMPLES = {"pr": PR_SAMPLE}
 
 
 def select(names: str | None) -> tuple[Backend, ...]:
-    """The backends named in a comma-separated list (all when None); unknown is an error."""
-    if not names:
+    """The backends named in a comma-separated list (all when None or "all"); unknown is
+    an error."""
+    if not names or names.strip() == "all":
         return BACKENDS
     wanted = [name.strip() for name in names.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in BACKENDS_BY_NAME]

@@ -33,7 +33,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--backends",
         default=None,
         metavar="NAMES",
-        help="comma-separated backends to run (default: all; docs/BACKENDS.md)",
+        help="comma-separated backends to run (all: every one); test_backends.py is "
+        "collected only with this or --backend-sample, or when named (docs/BACKENDS.md)",
     )
     group.addoption(
         "--backend-sample",
@@ -53,6 +54,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite test/common/data/backends/*.csv from this run instead of comparing",
     )
+
+
+#: The backends' test module: a sweep of its own (`nox -s backends`), not part of the
+#: model suite, so a model run leaves it out unless the backends are asked for.
+BACKENDS_MODULE = "test_backends.py"
+
+
+def backends_requested(config: pytest.Config) -> bool:
+    return bool(config.getoption("--backends") or config.getoption("--backend-sample"))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave test/improved/test_backends.py out of a run that names no backend (a file
+    named on the command line is collected anyway)."""
+    if collection_path.name == BACKENDS_MODULE and not backends_requested(config):
+        return True
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
