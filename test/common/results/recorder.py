@@ -309,7 +309,7 @@ def _registry_specs() -> dict[str, Any]:
     return registry.load_registry() if registry is not None else {}
 
 
-@dataclass
+@dataclass(eq=False)  # a registered plugin: pluggy keeps plugins in sets (hash by identity)
 class RunRecorder:
     """Gathers outcomes on the process that sees final reports; writes in batches."""
 
