@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from test.common.results.browser import chromium, find_chromium
+from test.common.chromium import find_chromium
+from test.common.results.browser import chromium
 from test.common.results.report import OUTCOME_CODES, write_report
 from test.framework.results_data import CHECKS, recorded
 

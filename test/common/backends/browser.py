@@ -23,18 +23,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from test.common.chromium import HEADLESS_FLAGS, find_chromium
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
-#: Launch flags: headless, no GPU, nothing fetched or updated behind the test's back.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 #: Seconds a page may take to load onnxruntime-web, the model, and run it once.
 PAGE_TIMEOUT = 120
 #: torch dtype name -> (onnxruntime-web tensor type, JavaScript typed array).
@@ -77,11 +68,8 @@ main();
 
 
 #: Chromium's executable under the names distributions give it (GitHub's runners: Chrome).
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-
-
 def chromium() -> str | None:
-    return next(filter(None, map(shutil.which, BROWSERS)), None)
+    return find_chromium()
 
 
 def ort_web_dist() -> Path:
@@ -153,7 +141,7 @@ def _serve_and_browse(root: Path) -> dict[str, Any]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
     url = f"http://127.0.0.1:{server.server_address[1]}/page.html"
-    command = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile.name}", url]
+    command = [chromium(), *HEADLESS_FLAGS, f"--user-data-dir={profile.name}", url]
     browser = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if not arrived.wait(PAGE_TIMEOUT):

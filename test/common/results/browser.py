@@ -15,7 +15,6 @@ import fcntl
 import json
 import os
 import queue
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -24,29 +23,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-#: Debian's package installs `chromium`; other distributions name it otherwise.
-BINARIES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--remote-debugging-pipe",
-)
+from test.common.chromium import HEADLESS_FLAGS
+
+#: Chromium's headless flags, and the pipe this driver speaks DevTools over.
+FLAGS = (*HEADLESS_FLAGS, "--remote-debugging-pipe")
 TIMEOUT_S = 60.0
 
 
 class BrowserError(RuntimeError):
     """Chromium did not answer, or answered with an error."""
-
-
-def find_chromium() -> str | None:
-    """The path of a Chromium binary on PATH, or None."""
-    return next((path for path in map(shutil.which, BINARIES) if path), None)
 
 
 def _above_four(pair: tuple[int, int]) -> tuple[int, int]:
