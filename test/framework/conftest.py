@@ -104,3 +104,18 @@ def suite_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -
     shutil.copy(REPO_ROOT / "conftest.py", pytester.path / "conftest.py")
     pytester.syspathinsert(REPO_ROOT)
     return pytester
+
+
+#: Fixtures that run a whole pytest inside the test (a sandbox).  Each run costs a
+#: pytest start-up, a collection and the suite's plugins (~0.1-0.4 s of CPU), and
+#: there are dozens, most of a plain run's time; so a test that uses one is marked
+#: `slow`: a plain `pytest` counts them in one line ("slow tests gated: N"), and every
+#: nox session, CI included, runs them (`--run-slow`).
+SANDBOX_FIXTURES = frozenset({"pytester", "suite_pytester"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before the gating plugin reads the `slow` marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SANDBOX_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -33,6 +33,10 @@ from scripts.legacy_reader import DEFAULT_MAX_BYTES
 from test.common.models.transformers_catalog import load_catalog
 from test.framework.conftest import REPO_ROOT
 
+# Integration tests: converts whole legacy corpora (hundreds of files); plain `pytest`
+# counts them in one line, every nox session runs them (--run-slow).
+pytestmark = pytest.mark.slow
+
 CORPUS = REPO_ROOT / "test" / "framework" / "fixtures" / "legacy"
 
 #: Every file of the corpus -> (outcome, model_type).  A file added to the corpus

@@ -15,6 +15,10 @@ from test.common.results import db
 from test.framework.conftest import REPO_ROOT
 from test.framework.results_data import all_passing, record_run
 
+# Integration tests: every test opens DuckDB files (~35 ms of CPU a connection); plain
+# `pytest` counts them in one line, every nox session runs them (--run-slow).
+pytestmark = pytest.mark.slow
+
 duckdb = pytest.importorskip("duckdb", reason="duckdb is needed for the results database")
 
 

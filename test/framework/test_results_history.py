@@ -11,6 +11,11 @@ from test.common.results.__main__ import main
 from test.common.results.history import history
 from test.framework.results_data import all_passing, record_run
 
+# Integration tests: every test records runs into a DuckDB file (~35 ms of CPU a
+# connection); plain `pytest` counts them in one line, every nox session runs them
+# (--run-slow).
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("duckdb", reason="duckdb is needed for the results database")
 
 ARCHITECTURES = ("bert", "gpt2", "vit")

@@ -14,6 +14,10 @@ from test.common.results.report import failure_kind, write_report
 from test.framework.conftest import REPO_ROOT
 from test.framework.results_data import recorded
 
+# Integration tests: renders the report page with plotly from DuckDB files; plain
+# `pytest` counts them in one line, every nox session runs them (--run-slow).
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("duckdb", reason="duckdb is needed for the results database")
 pytest.importorskip("plotly", reason="plotly draws the report's charts")
 
