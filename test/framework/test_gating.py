@@ -283,6 +283,23 @@ def test_slow_tests_are_gated_by_their_own_flag(suite_pytester: pytest.Pytester)
     suite_pytester.runpytest("--run-slow", "--run-model-tests").assert_outcomes(passed=2)
 
 
+def test_every_sandboxed_pytest_run_is_gated_as_slow(request: pytest.FixtureRequest) -> None:
+    """A plain `pytest` stays an inner loop: a framework test that runs a whole pytest
+    in a sandbox (about 0.1-0.4 s of CPU each, dozens of them) is marked slow by
+    test/framework/conftest.py, whatever its module forgot to mark."""
+    from test.framework.conftest import SANDBOX_FIXTURES
+
+    sandboxed = [
+        item
+        for item in request.session.items
+        if SANDBOX_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    ]
+    if not sandboxed:
+        pytest.skip("no test of this run uses a pytester sandbox (a narrow selection)")
+    unmarked = [item.nodeid for item in sandboxed if item.get_closest_marker("slow") is None]
+    assert not unmarked
+
+
 @pytest.mark.slow
 def test_gated_reports_travel_through_xdist(suite_pytester: pytest.Pytester) -> None:
     suite_pytester.makepyfile(test_slow=SLOW_TESTS)
