@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -164,7 +167,7 @@ def test_a_writer_waits_for_the_lock_and_gives_up_with_a_clear_error(tmp_path: P
     holder.wait(timeout=30)
     holder = _hold(path, 5)
     locked = db.connect(path, write=True, wait_s=0.3)
-    with pytest.raises(db.ResultsDatabaseError, match="still locked by another process"):
+    with pytest.raises(db.ResultsDatabaseError, match=r"still locked \(or being written\)"):
         locked.__enter__()
     holder.kill()
     holder.wait()
@@ -175,3 +178,38 @@ def test_a_writer_waits_for_the_lock_and_gives_up_with_a_clear_error(tmp_path: P
 def test_a_directory_at_the_path_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(db.ResultsDatabaseError, match="not a file"):
         record_run(tmp_path, 1, all_passing(["bert"]))
+
+
+@pytest.mark.parametrize("written", ["zeros", "first block"])
+def test_a_database_another_writer_is_creating_is_waited_for(tmp_path: Path, written: str) -> None:
+    """Two first runs at once: the second may open the file between its creation and
+    its header (DuckDB: "not a valid DuckDB database file" or "could not read enough
+    bytes").  A file that was empty when checked is retried, not refused."""
+    path, finished = tmp_path / "history.duckdb", tmp_path / "finished.duckdb"
+    record_run(finished, 1, all_passing(["bert"]))
+    head = b"\0" * 4096 if written == "zeros" else finished.read_bytes()[:4096]
+    path.write_bytes(head)
+
+    def finish_writing() -> None:
+        time.sleep(0.5)
+        os.replace(finished, path)
+
+    writer = threading.Thread(target=finish_writing)
+    writer.start()
+    try:
+        connection = db._connect(path, read_only=True, wait_s=30, fresh=True)
+    finally:
+        writer.join()
+    count = connection.execute("SELECT count(*) FROM runs").fetchone()[0]
+    connection.close()
+    assert count == 1
+
+
+def test_a_half_written_file_that_was_not_fresh_is_an_error_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "history.duckdb"
+    path.write_bytes(b"\0" * 4096)
+    started = time.monotonic()
+    with pytest.raises(db.ResultsDatabaseError, match="not a valid DuckDB database"):
+        db._connect(path, read_only=True, wait_s=30, fresh=False)
+    assert time.monotonic() - started < 10
+    assert path.read_bytes() == b"\0" * 4096  # kept as it was

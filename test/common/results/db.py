@@ -136,10 +136,11 @@ def _duckdb() -> Any:
     return duckdb
 
 
-def check_file(path: Path) -> None:
-    """Refuse an existing file that is not a DuckDB database (it is left untouched)."""
+def check_file(path: Path) -> bool:
+    """Refuse an existing file that is not a DuckDB database (it is left untouched).
+    True when the file is absent or still empty: another process may be creating it."""
     if not path.exists():
-        return
+        return True
     if not path.is_file():
         raise ResultsDatabaseError(f"{path}: not a file; the results database must be a file")
     with path.open("rb") as handle:
@@ -151,14 +152,23 @@ def check_file(path: Path) -> None:
             f"{path}: not a DuckDB database (corrupted or another kind of file); it is kept "
             "as it is. Move it away or choose another path with --results-db."
         )
+    return not header
 
 
 def _is_lock_error(error: Exception) -> bool:
     return "lock" in str(error).lower()
 
 
-def _connect(path: Path, read_only: bool, wait_s: float) -> Any:
-    """A connection, retried while another process holds the file's lock."""
+def _is_half_written(error: Exception) -> bool:
+    """DuckDB's words for a file whose header or first blocks are not written yet."""
+    text = str(error).lower()
+    return "not a valid duckdb database" in text or "could not read enough bytes" in text
+
+
+def _connect(path: Path, read_only: bool, wait_s: float, fresh: bool = False) -> Any:
+    """A connection, retried while another process holds the file's lock, or, for a
+    file that was `fresh` (absent or empty when checked), while its creator is still
+    writing its header (DuckDB then calls it "not a valid DuckDB database file")."""
     duckdb = _duckdb()
     deadline = time.monotonic() + wait_s
     pause = 0.02
@@ -166,11 +176,13 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> Any:
         try:
             return duckdb.connect(str(path), read_only=read_only, config=CONNECT_CONFIG)
         except duckdb.Error as error:
-            if not _is_lock_error(error):
+            retry = _is_lock_error(error) or (fresh and _is_half_written(error))
+            if not retry:
                 raise ResultsDatabaseError(f"{path}: {error}") from None
             if time.monotonic() >= deadline:
                 raise ResultsDatabaseError(
-                    f"{path}: still locked by another process after {wait_s:.0f} s: {error}"
+                    f"{path}: still locked (or being written) by another process after "
+                    f"{wait_s:.0f} s: {error}"
                 ) from None
         # Jitter, so that two waiting writers do not retry in lockstep.
         time.sleep(pause * (1 + random.random()))
@@ -202,12 +214,12 @@ def connect(path: Path | str, *, write: bool = False, wait_s: float = LOCK_WAIT_
     """A checked connection; with `write`, the schema is created in a new file and
     everything done inside the block is one transaction (all of it lands, or none)."""
     path = Path(path)
-    check_file(path)
+    fresh = check_file(path)
     if not write and not path.exists():
         raise ResultsDatabaseError(f"{path}: no results database here yet (run the model tests)")
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
-    connection = _connect(path, read_only=not write, wait_s=wait_s)
+    connection = _connect(path, read_only=not write, wait_s=wait_s, fresh=fresh)
     try:
         has_schema = _check_schema(connection, path)
         if not write:
