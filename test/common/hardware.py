@@ -243,9 +243,22 @@ def _probe_qualcomm() -> PlatformInfo:
         return PlatformInfo(
             "qualcomm", False, "onnxruntime (with QNNExecutionProvider) is not installed"
         )
-    if "QNNExecutionProvider" not in providers:
-        return PlatformInfo("qualcomm", False, "onnxruntime has no QNNExecutionProvider")
-    return PlatformInfo("qualcomm", True, "onnxruntime offers QNNExecutionProvider")
+    if "QNNExecutionProvider" in providers:  # onnxruntime-qnn 1.x: built into onnxruntime
+        return PlatformInfo("qualcomm", True, "onnxruntime offers QNNExecutionProvider")
+    # onnxruntime-qnn 2.x is a plugin, registered when used (loading it is a side
+    # effect this probe does not have): its package is what is checked.
+    if _module_present("onnxruntime_qnn"):
+        return PlatformInfo(
+            "qualcomm",
+            True,
+            "the onnxruntime-qnn package (plugin QNNExecutionProvider) is installed",
+            _distribution_version("onnxruntime-qnn"),
+        )
+    return PlatformInfo(
+        "qualcomm",
+        False,
+        "onnxruntime has no QNNExecutionProvider and the onnxruntime-qnn package is not installed",
+    )
 
 
 def _probe_browser_api(name: str) -> PlatformInfo:

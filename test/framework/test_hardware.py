@@ -121,6 +121,20 @@ def test_missing_runtimes_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "QNNExecutionProvider" in hardware._PROBES["qualcomm"]().checked
 
 
+def test_the_qualcomm_platform_is_the_plugin_package_or_the_built_in_provider(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hardware, "_onnxruntime_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(hardware, "_module_present", lambda name: name == "onnxruntime_qnn")
+    assert hardware._probe_qualcomm().available
+    monkeypatch.setattr(hardware, "_module_present", lambda name: False)
+    absent = hardware._probe_qualcomm()
+    assert not absent.available
+    assert "onnxruntime-qnn package is not installed" in absent.checked
+    monkeypatch.setattr(hardware, "_onnxruntime_providers", lambda: ["QNNExecutionProvider"])
+    assert hardware._probe_qualcomm().available  # onnxruntime-qnn 1.x: built in
+
+
 def test_module_presence_and_versions_of_absent_packages() -> None:
     assert hardware._module_present("pytest")
     assert not hardware._module_present("surely_not_an_installed_module_xyz")

@@ -16,7 +16,7 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-from test.common.backends import browser, runners
+from test.common.backends import browser, qnn, runners
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +164,19 @@ BACKENDS: tuple[Backend, ...] = (
         needs=ONNX,
         probe=browser.missing,
         setup=("npm", "ci", "--no-audit", "--no-fund"),  # package.json pins onnxruntime-web
+        timed=False,
+    ),
+    Backend(
+        name="qnn",
+        summary="the ONNX file of onnx, QDQ-quantized, on ONNX Runtime's QNN EP (HTP simulator)",
+        build=runners.build_qnn,
+        # Quantized (uint16 activations, uint8 weights): agreement, as int8.
+        check=Agreement(min_cosine=0.99, min_top1=0.9),
+        needs=ONNX,
+        packages=(("onnxruntime_qnn", "onnxruntime-qnn"),),
+        marker="qualcomm",
+        probe=qnn.missing,
+        # The HTP simulator's latency on the host says nothing of the NPU's.
         timed=False,
     ),
 )

@@ -138,3 +138,26 @@ def build_browser(work: Any) -> Built:
 
     path = work.built["onnx"].artifact  # the file onnx wrote and ONNX Runtime ran
     return Built(path, lambda args: run_in_browser(path, args))
+
+
+def build_qnn(work: Any) -> Built:
+    import numpy
+    import onnx
+    import torch
+
+    from test.common.backends import qnn
+
+    path = work.built["onnx"].artifact  # the file onnx wrote and ONNX Runtime ran
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {initializer.name for initializer in graph.initializer}
+    names = [entry.name for entry in graph.input if entry.name not in initializers]
+    feeds = {name: numpy.asarray(arg.numpy()) for name, arg in zip(names, work.args, strict=True)}
+    quantized = qnn.quantize_for_qnn(path, feeds, work.directory)
+    threads = torch.get_num_threads()
+    session = qnn.strict_session(quantized, feeds, threads, work.directory)
+
+    def run(args: tuple[Any, ...]) -> Any:
+        inputs = {name: numpy.asarray(arg.numpy()) for name, arg in zip(names, args, strict=True)}
+        return torch.from_numpy(session.run(None, inputs)[0])
+
+    return Built(quantized, run)
