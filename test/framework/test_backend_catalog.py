@@ -35,6 +35,7 @@ EXPORT_BUILD = BACKENDS_BY_NAME["export"].build
 
 
 @pytest.mark.slow  # imports torch, which a bare `pytest` never does
+@pytest.mark.slow  # imports torch (a second of CPU): not in a plain `pytest`
 def test_tolerance_and_agreement_compare_like_they_say() -> None:
     torch = pytest.importorskip("torch")
     expected = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
@@ -129,6 +130,7 @@ def test_an_architecture_whose_package_is_missing_is_a_skip_naming_it(
     result.stdout.fnmatch_lines(["*dinat needs natten, which is not installed*"])
 
 
+@pytest.mark.slow  # imports torch (a second of CPU): not in a plain `pytest`
 def test_top1_agreement_counts_positions_exactly() -> None:
     """Nine of ten arg-max positions equal is an agreement of 0.9, which meets 0.9 (a
     float32 mean made it 0.8999999761 and failed lasr_ctc's int8 run)."""
