@@ -291,10 +291,10 @@ def shared_host() -> BrowserHost:
     """This process's browser, made on first use; closed by `close_shared` (or at exit)."""
     if not _SHARED:
         _SHARED.append(BrowserHost())
-        atexit.register(close_shared)
     return _SHARED[0]
 
 
+@atexit.register
 def close_shared() -> None:
     while _SHARED:
         _SHARED.pop().close()
