@@ -7,9 +7,11 @@ the process's shared one, so that its starts and restarts are this test's own.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,12 +123,28 @@ def test_a_lost_browser_is_restarted_once_and_reported(host: BrowserHost, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_browser_lost_twice_on_one_job_fails_it() -> None:
-    if browser.missing():
-        pytest.skip(f"the browser backends need {', '.join(browser.missing())}")
-    host = BrowserHost(timeout=0)  # no page answers in no time: lost, restarted, lost
+def test_a_silent_page_fails_its_job_and_the_browser_is_replaced(host: BrowserHost) -> None:
+    host.timeout = 0  # no page answers in no time
+    silent = pytest.raises(TimeoutError, match="the page sent nothing back in 0 s")
+    with pytest.warns(BrowserRestarted, match="sent nothing back"), silent:
+        host.call({"kind": "probe"}, {})
+    assert host.starts == 2  # a fresh browser for the next job, not a second try
+    host.timeout = browser.PAGE_TIMEOUT
+    assert "gpu" in json.loads(host.call({"kind": "probe"}, {})["body"])
+
+
+def test_a_browser_that_cannot_stay_up_fails_the_job_after_one_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Chromium that dies as it starts (a broken install, missing libraries).
+    dying = tmp_path / "chromium"
+    dying.write_text("#!/bin/sh\nexit 3\n")
+    dying.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    host = BrowserHost()
     try:
-        with pytest.warns(BrowserRestarted), pytest.raises(BrowserLost, match="lost twice"):
+        lost_twice = pytest.raises(BrowserLost, match="lost twice on one job")
+        with pytest.warns(BrowserRestarted, match="status 3"), lost_twice:
             host.call({"kind": "probe"}, {})
         assert (host.starts, host.process) == (2, None)  # stopped: the next job starts one
     finally:
@@ -135,8 +153,6 @@ def test_a_browser_lost_twice_on_one_job_fails_it() -> None:
 
 @pytest.mark.slow
 def test_the_probe_reports_what_this_chromium_offers(host: BrowserHost) -> None:
-    import json
-
     found = json.loads(host.call({"kind": "probe"}, {})["body"])
     assert isinstance(found["gpu"], bool)
     assert isinstance(found["ml"], bool)

@@ -5,8 +5,9 @@ for every model: the server hands the browser's page one job at a time (the ONNX
 each input as raw little-endian bytes, the execution provider), the page runs it with
 onnxruntime-web (its `dist/`, served beside the page), POSTs the first output's bytes
 back and reloads itself, so each model gets a fresh page in the same browser
-(browser_page.html).  A browser that dies or stops answering is restarted once for
-that model, with a `BrowserRestarted` warning; a second loss fails the model.  The
+(browser_page.html).  A browser that dies is restarted once and the model tried again,
+with a `BrowserRestarted` warning; a second loss fails the model.  A page silent for
+PAGE_TIMEOUT fails its model, and its browser is replaced (the same warning).  The
 browser is closed at the end of the session (backend_report.py) or of the process.
 Nothing leaves the machine: Chromium runs with its background networking, updates
 and sync off.
@@ -154,13 +155,16 @@ class BrowserHost:
             self._restart(f"Chromium had exited (status {status}) since its last job")
         try:
             return self._exchange(job)
-        except BrowserLost as lost:
+        except BrowserLost as lost:  # Chromium exited on this job: once more, in a new one
             self._restart(str(lost))
             try:
                 return self._exchange(job)
             except BrowserLost as again:
                 self._stop()  # the next job starts a fresh one
                 raise BrowserLost(f"Chromium was lost twice on one job: {lost}; {again}") from None
+        except TimeoutError as silent:  # a slow model fails, not retried; its page may hang
+            self._restart(str(silent))
+            raise
 
     def _exchange(self, job: dict[str, Any]) -> dict[str, Any]:
         arrived, reply = threading.Event(), {}
@@ -173,7 +177,7 @@ class BrowserHost:
                     assert self.process is not None
                     raise BrowserLost(f"Chromium exited (status {self.process.returncode})")
                 if time.monotonic() >= deadline:
-                    raise BrowserLost(f"the page sent nothing back in {self.timeout:g} s")
+                    raise TimeoutError(f"the page sent nothing back in {self.timeout:g} s")
         finally:
             del self._replies[job["id"]]
         return reply
