@@ -50,6 +50,7 @@ def test_the_probe_names_the_api_a_provider_lacks(
     assert named == reason if reason is None else reason in named
 
 
+@pytest.mark.slow
 def test_an_api_the_browser_lacks_is_a_skip_naming_it(
     suite_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
