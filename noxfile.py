@@ -269,8 +269,8 @@ def _run_backends(session: nox.Session, *backends: Backend) -> None:
 
 @nox.session(default=False, tags=["backends"])
 def backends(session: nox.Session) -> None:
-    """Every backend (export, compile, onnx, openvino, int8, browser, qnn) on every
-    architecture, in one virtualenv (onnxruntime-qnn 2.x sits beside onnxruntime)."""
+    """Every backend (test/common/backends/catalog.py) on every architecture, in one
+    virtualenv (onnxruntime-qnn 2.x sits beside onnxruntime)."""
     _run_backends(session, *BACKENDS)
 
 

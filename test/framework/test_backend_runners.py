@@ -55,6 +55,8 @@ def test_each_backend_agrees_with_eager_on_a_tiny_module(work: Any, backend: str
     if missing:
         pytest.skip(f"{backend} needs the {', '.join(missing)} package, not installed")
     observation = work.observe(BACKENDS_BY_NAME[backend])
+    if observation.status == "skip":  # an API this browser lacks, probed at run time
+        pytest.skip(f"{backend}: {observation.reason}")
     assert observation.status == "pass", observation.reason
     assert observation.difference is not None
     if BACKENDS_BY_NAME[backend].timed:
@@ -89,6 +91,20 @@ def test_a_backend_that_refuses_the_model_fails_with_the_root_cause(work: Any) -
     dependant = Backend("dependant", "", refuses, Tolerance(0, 0), needs=refused)
     assert work.observe(dependant).status == "not reached"
     work.close()
+
+
+def test_a_backend_the_platform_cannot_run_is_a_skip_naming_what_it_lacks(work: Any) -> None:
+    from test.common.backends.catalog import Backend, Tolerance
+
+    def never_built(_: Any) -> Any:
+        raise AssertionError("a backend the platform lacks must not be built")
+
+    lacking = Backend(
+        "lacking", "", never_built, Tolerance(0, 0), unavailable=lambda: "no navigator.ml"
+    )
+    observation = work.observe(lacking)
+    assert (observation.status, observation.reason) == ("skip", "no navigator.ml")
+    assert "lacking" not in work.built
 
 
 def test_int8_refuses_a_model_without_linear_layers() -> None:

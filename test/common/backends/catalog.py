@@ -12,6 +12,7 @@ Nothing here imports torch: noxfile.py and the collection of gated tests read it
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 from collections.abc import Callable
 from typing import Any
@@ -91,6 +92,10 @@ class Backend:
     marker: str | None = None
     #: What it needs outside Python (a browser, an npm package): the names of those absent.
     probe: Callable[[], list[str]] | None = None
+    #: What the platform lacks at run time (an API the browser does not expose): the
+    #: reason, or None.  Asked after `probe` finds nothing missing; an absent API is a
+    #: skip naming it, never recorded.
+    unavailable: Callable[[], str | None] | None = None
     #: A command that installs what it needs outside pip (nox runs it first).
     setup: tuple[str, ...] = ()
     #: Whether its latency against eager means anything (not when each run starts a
@@ -101,6 +106,10 @@ class Backend:
         """The names of the needed packages that are not installed."""
         absent = [pip for module, pip in self.packages if importlib.util.find_spec(module) is None]
         return absent + (self.probe() if self.probe else [])
+
+    def absent_api(self) -> str | None:
+        """Why the platform cannot run this backend (`unavailable`), or None."""
+        return self.unavailable() if self.unavailable else None
 
     def pip_packages_with_needs(self) -> list[str]:
         """The pip names of this backend's packages and of those it is built from."""
@@ -131,6 +140,28 @@ ONNX = Backend(
     packages=(("onnxscript", "onnxscript"), ("onnxruntime", "onnxruntime")),
     marker="onnx",
 )
+
+
+def _browser(provider: str, summary: str) -> Backend:
+    """The browser backend with one of onnxruntime-web's execution providers: `browser`
+    (wasm), `browser-webgpu`, `browser-webnn`; each a platform column of its own."""
+    # wasm needs nothing the browser might lack; webgpu and webnn are asked of it.
+    asked = None if provider == "wasm" else functools.partial(browser.unavailable, provider)
+    return Backend(
+        name="browser" if provider == "wasm" else f"browser-{provider}",
+        summary=f"the ONNX file of onnx in onnxruntime-web ({summary}), headless Chromium",
+        build=functools.partial(runners.build_browser, provider=provider),
+        check=Tolerance(atol=1e-3, rtol=1e-3),
+        needs=ONNX,
+        probe=functools.partial(browser.missing, provider),
+        unavailable=asked,
+        setup=("npm", "ci", "--no-audit", "--no-fund"),  # package.json pins onnxruntime-web
+        # Each run loads a fresh page, onnxruntime-web and the session: no latency worth
+        # comparing with eager's.
+        timed=False,
+    )
+
+
 BACKENDS: tuple[Backend, ...] = (
     EXPORT,
     Backend(
@@ -156,16 +187,9 @@ BACKENDS: tuple[Backend, ...] = (
         check=Agreement(min_cosine=0.99, min_top1=0.9),
         packages=(("torchao", "torchao"),),
     ),
-    Backend(
-        name="browser",
-        summary="the ONNX file of onnx in onnxruntime-web (wasm), headless Chromium",
-        build=runners.build_browser,
-        check=Tolerance(atol=1e-3, rtol=1e-3),
-        needs=ONNX,
-        probe=browser.missing,
-        setup=("npm", "ci", "--no-audit", "--no-fund"),  # package.json pins onnxruntime-web
-        timed=False,
-    ),
+    _browser("wasm", "wasm"),
+    _browser("webgpu", "webgpu, on SwiftShader's CPU Vulkan adapter"),
+    _browser("webnn", "webnn, its CPU device"),
     Backend(
         name="qnn",
         summary="the ONNX file of onnx, QDQ-quantized, on ONNX Runtime's QNN EP (HTP simulator)",

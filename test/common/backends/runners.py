@@ -133,11 +133,11 @@ def _no_grad(module: Any, args: tuple[Any, ...]) -> Any:
         return module(*args)
 
 
-def build_browser(work: Any) -> Built:
+def build_browser(work: Any, provider: str = "wasm") -> Built:
     from test.common.backends.browser import run_in_browser
 
     path = work.built["onnx"].artifact  # the file onnx wrote and ONNX Runtime ran
-    return Built(path, lambda args: run_in_browser(path, args))
+    return Built(path, lambda args: run_in_browser(path, args, provider))
 
 
 def build_qnn(work: Any) -> Built:

@@ -105,6 +105,9 @@ class Work:
         missing = backend.missing_packages_with_needs()
         if missing:
             return Observation(SKIP, f"needs the {', '.join(missing)} package, not installed")
+        absent = backend.absent_api()
+        if absent:
+            return Observation(SKIP, absent)
         if backend.needs is not None:
             self.observe(backend.needs)
             if backend.needs.name not in self.built:

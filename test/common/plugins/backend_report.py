@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--backends: {error}") from error
     if not worker_records.is_xdist_worker(config):
         config.pluginmanager.register(BackendReporter(config), "backend-reporter")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Close this process's headless Chromium (the browser backends keep one for the
+    whole session), if a browser backend started one."""
+    browser = sys.modules.get("test.common.backends.browser")
+    if browser is not None:
+        browser.close_shared()
 
 
 def expectations_dir(config: pytest.Config) -> Path:
