@@ -157,33 +157,43 @@ def test_status_changes_and_moved_latency_ratios(tmp_path: Path) -> None:
         ("gpt2", "openvino"): ("fail", 0.3),  # not passing before either: no change
         ("vit", "compile"): ("pass", 0.7),  # x1.75: within the noise floor
     }
-    lines = _backend_history(tmp_path, before, after)
+    lines = _backend_history(tmp_path, before, before, before, after)
     assert lines[2:] == [
         "backend newly failing (1):",
         "  backend newly failing: bert/onnx [cpu] (pass -> not reached): export built nothing",
         "backend newly passing (1):",
         "  backend newly passing: gpt2/onnx [cpu] (fail -> pass)",
         "backend slower (1):",
-        "  backend slower: bert/export [cpu] latency x3 of eager, was x1.2 (median of 1 "
+        "  backend slower: bert/export [cpu] latency x3 of eager, was x1.2 (median of 3 "
         "earlier runs): moved x2.50, beyond the noise floor x2",
     ]
 
 
 def test_a_backend_is_compared_with_its_own_latest_observation(tmp_path: Path) -> None:
-    # A run without backends between (a model run, or another shard of the sweep)
-    # does not hide the change; the baseline ratio is the median of earlier runs.
+    # Runs without it between (a model run, or another shard of the sweep) do not hide
+    # a change; the baseline ratio is the median of its earlier ratios.
     lines = _backend_history(
         tmp_path,
         {("bert", "onnx"): ("pass", 0.4)},
-        {("bert", "onnx"): ("pass", 0.6)},
+        {("bert", "onnx"): ("pass", 0.9)},
+        {("bert", "onnx"): ("pass", 0.5)},
         {("gpt2", "onnx"): ("pass", 0.5)},
-        {("bert", "onnx"): ("pass", 0.2)},
+        {("bert", "onnx"): ("fail", 0.2)},
     )
     assert lines[2:] == [
+        "backend newly failing (1):",
+        "  backend newly failing: bert/onnx [cpu] (pass -> fail): "
+        "max difference 0.3 (allowed 0.001)",
         "backend faster (1):",
-        "  backend faster: bert/onnx [cpu] latency x0.2 of eager, was x0.5 (median of 2 "
+        "  backend faster: bert/onnx [cpu] latency x0.2 of eager, was x0.5 (median of 3 "
         "earlier runs): moved x0.40, beyond the noise floor x2",
     ]
+
+
+def test_a_ratio_with_fewer_than_three_earlier_runs_is_not_judged(tmp_path: Path) -> None:
+    # Measured: one earlier ratio is too noisy a baseline (7 of 22 moved x2 or more).
+    ratios = [{("bert", "onnx"): ("pass", ratio)} for ratio in (0.4, 0.5, 2.0)]
+    assert _backend_history(tmp_path, *ratios)[-1].startswith("nothing changed")
 
 
 def test_unchanged_backends_are_counted_as_compared(tmp_path: Path) -> None:
@@ -238,3 +248,23 @@ def test_the_backends_matrix_names_the_platform_when_several_were_recorded(
     assert matrix["columns"] == ["cuda · export", "cpu · onnx"]
     assert matrix["text"] == [["x0.45", "x37"]]
     assert "recorded 2026-01-01 14:00 UTC" in matrix["hover"][0][0]
+
+
+def test_a_version_1_database_is_reported_without_backends_and_left_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    pytest.importorskip("plotly", reason="plotly draws the report's charts")
+    import duckdb
+
+    path = tmp_path / "history.duckdb"
+    for index in (1, 2):
+        record_run(path, index, all_passing(["bert"]))
+    connection = duckdb.connect(str(path))  # back to version 1: without backend_results
+    connection.execute("DROP TABLE backend_results; UPDATE schema_info SET version = 1")
+    connection.close()
+    before = path.read_bytes()
+    assert main(["--db", str(path), "history"]) == 0
+    assert "nothing changed: 3 outcomes compared" in capsys.readouterr().out
+    assert main(["--db", str(path), "report", "--output", str(tmp_path / "report.html")]) == 0
+    assert 'id="backends-matrix"' not in (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert path.read_bytes() == before

@@ -90,8 +90,13 @@ def _foreign(path: Path, sql: str) -> bytes:
     [
         ("CREATE TABLE invoices (id INTEGER)", "not a results database"),
         (db.SCHEMA + "INSERT INTO schema_info VALUES (99, now());", "schema version"),
+        (
+            db.SCHEMA + f"DROP TABLE backend_results; INSERT INTO schema_info VALUES "
+            f"({db.SCHEMA_VERSION}, now());",
+            "without its tables backend_results",
+        ),
     ],
-    ids=["foreign", "other-version"],
+    ids=["foreign", "other-version", "version-without-its-tables"],
 )
 def test_another_duckdb_database_is_an_error_and_kept(
     tmp_path: Path, sql: str, message: str

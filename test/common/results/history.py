@@ -50,6 +50,10 @@ CATEGORIES = (
 )
 #: The one good backend status; "fail" and "not reached" are both not passing.
 BACKEND_PASS = "pass"
+#: Earlier latency ratios a backend's ratio needs before it is compared.  Measured here
+#: (docs/RESULTS.md): between two runs of the same code 7 of 22 ratios moved by x2 or
+#: more; against the median of 3 or 4 earlier runs none did.
+RATIO_MIN_EARLIER = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,7 +291,7 @@ def _backend_ratio_change(
         for _, row in entries[-(LATENCY_WINDOW + 1) : -1]
         if row["latency_ratio"] is not None
     ]
-    if ratio is None or not earlier:
+    if ratio is None or len(earlier) < RATIO_MIN_EARLIER:
         return None
     baseline = statistics.median(earlier)
     moved = ratio / baseline
