@@ -23,9 +23,11 @@ def record_run(
     fingerprint_id: str = "fp",
     platform: str = "cpu",
     complete: bool = True,
+    backends: Mapping[tuple[str, str], tuple[str, float | None]] | None = None,
 ) -> str:
     """Record run number `index`: outcomes by (architecture, check), latencies by
-    architecture (ten samples around the value).  Returns its run id."""
+    architecture (ten samples around the value), backend results by (architecture,
+    backend) as (status, latency ratio).  Returns its run id."""
     run_id = f"run{index:04d}"
     db.start_run(
         path,
@@ -50,8 +52,30 @@ def record_run(
         measurement_row(architecture, value, platform)
         for architecture, value in (latency_ms or {}).items()
     ]
-    db.add_results(path, run_id, rows, measured, exit_status=0 if complete else None)
+    observed = [
+        backend_row(architecture, backend, status, ratio, platform)
+        for (architecture, backend), (status, ratio) in (backends or {}).items()
+    ]
+    db.add_results(
+        path, run_id, rows, measured, backends=observed, exit_status=0 if complete else None
+    )
     return run_id
+
+
+def backend_row(
+    architecture: str, backend: str, status: str, ratio: float | None, platform: str = "cpu"
+) -> dict[str, Any]:
+    reasons = {"fail": "max difference 0.3 (allowed 0.001)", "not reached": "export built nothing"}
+    return {
+        "node_id": f"test/improved/test_backends.py::test_backend[{architecture}-{backend}]",
+        "architecture": architecture,
+        "backend": backend,
+        "platform": platform,
+        "status": status,
+        "difference": 0.3 if status == "fail" else (None if status == "not reached" else 1e-5),
+        "latency_ratio": ratio,
+        "reason": reasons.get(status, ""),
+    }
 
 
 def outcome_row(
@@ -102,8 +126,18 @@ def all_passing(architectures: Iterable[str]) -> dict[tuple[str, str], str]:
 ARCHITECTURES = ("bert", "gpt2", "vit")
 
 
+#: The backends of the last run of `recorded`: (architecture, backend) -> (status, ratio).
+BACKENDS = {
+    ("bert", "export"): ("pass", 1.2),
+    ("bert", "onnx"): ("fail", 0.5),
+    ("gpt2", "export"): ("fail", None),
+    ("gpt2", "onnx"): ("not reached", None),
+}
+
+
 def recorded(path: Path) -> Path:
-    """Three runs: gpt2 slowed in the last, bert's golden failing, vit's forward xfailed."""
+    """Three runs: gpt2 slowed in the last, bert's golden failing, vit's forward xfailed;
+    the last also ran BACKENDS."""
     steady = {"bert": 2.0, "gpt2": 3.0, "vit": 4.0}
     outcomes = {
         **all_passing(ARCHITECTURES),
@@ -112,5 +146,5 @@ def recorded(path: Path) -> Path:
     }
     record_run(path, 1, all_passing(ARCHITECTURES), steady)
     record_run(path, 2, all_passing(ARCHITECTURES), steady)
-    record_run(path, 3, outcomes, {**steady, "gpt2": 9.0})
+    record_run(path, 3, outcomes, {**steady, "gpt2": 9.0}, backends=BACKENDS)
     return path

@@ -20,6 +20,7 @@ pytest.importorskip("duckdb", reason="duckdb is needed for the results database"
 pytest.importorskip("plotly", reason="plotly draws the report's charts")
 
 MATRIX = "document.getElementById('matrix').data[0]"
+BACKENDS_MATRIX = "document.getElementById('backends-matrix').data[0]"
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,11 @@ def test_the_report_renders_in_chromium_with_its_matrix_and_filter(
             " pick.value = 'vision'; pick.dispatchEvent(new Event('change')); })()"
         )
         assert browser.evaluate(f"{MATRIX}.y") == ["vit"]
+
+        assert browser.evaluate(f"{BACKENDS_MATRIX}.x") == ["export", "onnx"]
+        assert browser.evaluate(f"{BACKENDS_MATRIX}.y") == ["bert", "gpt2"]
+        assert browser.evaluate(f"{BACKENDS_MATRIX}.z") == [[0, 1], [1, 2]]
+        assert browser.evaluate(f"{BACKENDS_MATRIX}.text") == [["x1.2", "x0.5"], ["", ""]]
 
         trend = browser.evaluate("document.getElementById('trend').data.map((t) => t.y)")
         assert trend == [[3.0, 3.0, 9.0], [9.0]]  # gpt2 first: it regressed, marked once

@@ -93,8 +93,13 @@ def _foreign(path: Path, sql: str) -> bytes:
     [
         ("CREATE TABLE invoices (id INTEGER)", "not a results database"),
         (db.SCHEMA + "INSERT INTO schema_info VALUES (99, now());", "schema version"),
+        (
+            db.SCHEMA + f"DROP TABLE backend_results; INSERT INTO schema_info VALUES "
+            f"({db.SCHEMA_VERSION}, now());",
+            "without its tables backend_results",
+        ),
     ],
-    ids=["foreign", "other-version"],
+    ids=["foreign", "other-version", "version-without-its-tables"],
 )
 def test_another_duckdb_database_is_an_error_and_kept(
     tmp_path: Path, sql: str, message: str
@@ -213,3 +218,89 @@ def test_a_half_written_file_that_was_not_fresh_is_an_error_at_once(tmp_path: Pa
         db._connect(path, read_only=True, wait_s=30, fresh=False)
     assert time.monotonic() - started < 10
     assert path.read_bytes() == b"\0" * 4096  # kept as it was
+
+
+#: Schema version 1 as it shipped (before backend_results), frozen here: a migration
+#: test needs the old database as users have it, not one derived from today's schema.
+SCHEMA_V1 = """
+CREATE TABLE schema_info (version INTEGER NOT NULL, created_at TIMESTAMP NOT NULL);
+CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP, complete BOOLEAN NOT NULL, exit_status INTEGER,
+    git_commit VARCHAR, git_dirty BOOLEAN, python VARCHAR, versions VARCHAR,
+    platform VARCHAR, fingerprint VARCHAR, fingerprint_id VARCHAR, command_line VARCHAR);
+CREATE TABLE outcomes (run_id VARCHAR NOT NULL, node_id VARCHAR NOT NULL, module VARCHAR,
+    check_name VARCHAR, architecture VARCHAR, model_class VARCHAR, modality VARCHAR,
+    task VARCHAR, platform VARCHAR, weights VARCHAR, outcome VARCHAR NOT NULL,
+    duration_s DOUBLE, reason VARCHAR, PRIMARY KEY (run_id, node_id));
+CREATE TABLE measurements (run_id VARCHAR NOT NULL, node_id VARCHAR NOT NULL,
+    architecture VARCHAR, model_class VARCHAR, platform VARCHAR, latency_median_ms DOUBLE,
+    latency_spread_ms DOUBLE, latency_samples_ms DOUBLE[], peak_memory_bytes BIGINT,
+    parameters BIGINT, PRIMARY KEY (run_id, node_id));
+INSERT INTO schema_info VALUES (1, TIMESTAMP '2026-01-01 00:00:00');
+INSERT INTO runs (run_id, started_at, finished_at, complete, exit_status, platform,
+    fingerprint_id, versions) VALUES ('oldrun', TIMESTAMP '2026-01-01 11:00:00',
+    TIMESTAMP '2026-01-01 11:30:00', true, 0, 'cpu', 'fp', '{}');
+INSERT INTO outcomes (run_id, node_id, check_name, architecture, platform, outcome)
+    VALUES ('oldrun', 'test_x.py::test_forward[bert-cpu]', 'forward', 'bert', 'cpu', 'passed');
+"""
+
+
+def _version_and_tables(path: Path) -> tuple[int, set[str]]:
+    with db.connect(path) as connection:
+        (version,) = connection.execute("SELECT version FROM schema_info").fetchone()
+        names = {
+            row[0]
+            for row in connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
+    return version, names
+
+
+def test_a_version_1_database_is_read_as_it_is_and_migrated_by_the_next_write(
+    tmp_path: Path,
+) -> None:
+    from test.common.results.history import history
+
+    path = tmp_path / "history.duckdb"
+    before = _foreign(path, SCHEMA_V1)
+    with db.connect(path) as connection:  # reading neither fails nor migrates
+        assert history(connection).latest["run_id"] == "oldrun"
+        assert not db.has_table(connection, "backend_results")
+    assert path.read_bytes() == before
+    record_run(path, 1, all_passing(["bert"]), backends={("bert", "onnx"): ("pass", 0.5)})
+    assert _version_and_tables(path) == (db.SCHEMA_VERSION, set(db.TABLES))
+    with db.connect(path) as connection:
+        runs = [row["run_id"] for row in db.rows(connection, "SELECT run_id FROM runs")]
+        (backend,) = db.rows(connection, "SELECT * FROM backend_results")
+        old_outcomes = connection.execute(
+            "SELECT count(*) FROM outcomes WHERE run_id = 'oldrun'"
+        ).fetchone()[0]
+    assert sorted(runs) == ["oldrun", "run0001"]
+    observed = [backend[key] for key in ("architecture", "backend", "status", "latency_ratio")]
+    assert observed == ["bert", "onnx", "pass", 0.5]
+    assert old_outcomes == 1
+
+
+def test_a_migration_lands_with_its_write_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "history.duckdb"
+    _foreign(path, SCHEMA_V1)
+
+    def failing_write() -> None:
+        with db.connect(path, write=True) as connection:
+            connection.execute("DELETE FROM outcomes")
+            raise RuntimeError("the write failed")
+
+    with pytest.raises(RuntimeError, match="the write failed"):
+        failing_write()
+    assert _version_and_tables(path) == (1, set(db.BASE_TABLES))
+    with db.connect(path) as connection:
+        assert connection.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("write", [False, True], ids=["read", "write"])
+def test_a_newer_version_stays_an_error_and_is_kept(tmp_path: Path, write: bool) -> None:
+    path = tmp_path / "history.duckdb"
+    newer = db.SCHEMA + f"INSERT INTO schema_info VALUES ({db.SCHEMA_VERSION + 1}, now());"
+    before = _foreign(path, newer)
+    with pytest.raises(db.ResultsDatabaseError, match="schema version"):
+        db.connect(path, write=write).__enter__()
+    assert path.read_bytes() == before

@@ -114,6 +114,7 @@ def check_observation(node: pytest.Item, model_type: str, backend: str, observat
         "status": observation.status,
         "reason": observation.reason,
         "difference": expectations.format_difference(observation.difference),
+        "measured_difference": observation.difference,  # unrounded, for the results history
         "latency_ratio": observation.latency_ratio,
     }
     worker_records.attach(node, RECORD_KIND, record)

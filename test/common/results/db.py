@@ -6,11 +6,14 @@ finds the file locked waits and retries (up to ``LOCK_WAIT_S``), so two runs tha
 finish at the same moment both land; each run writes only rows keyed by its own
 run id, so neither can overwrite the other.
 
-A file at the path that is not a DuckDB database, or a DuckDB database without
-this schema (or with another schema version), is an error that names the file; it
-is never written to, replaced or migrated behind anyone's back.  DuckDB's
-extension auto-loading is switched off: given an SQLite file it would otherwise
-try to download a scanner.
+A file at the path that is not a DuckDB database, a DuckDB database without this
+schema, or one of a newer schema version, is an error that names the file; it is
+never written to or replaced.  An older version whose step up is purely additive
+(``MIGRATIONS``: new tables only) is brought up to date inside the first write
+transaction, so the step lands with the run's rows or not at all; reading an older
+database leaves it as it is (readers ask :func:`has_table`).  DuckDB's extension
+auto-loading is switched off: given an SQLite file it would otherwise try to
+download a scanner.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Relative to the repository (pytest's rootdir); results/ and *.duckdb are ignored by git.
 DEFAULT_PATH = Path("results") / "history.duckdb"
 #: How long a writer waits for another process to release the file.
@@ -39,8 +42,30 @@ MIN_CALLS = 3
 MEASURE_BUDGET_S = 0.03
 CONNECT_CONFIG = {"autoload_known_extensions": False, "autoinstall_known_extensions": False}
 
-TABLES = ("schema_info", "runs", "outcomes", "measurements")
-SCHEMA = """
+#: Every results database has these; version 2 added backend_results.
+BASE_TABLES = ("schema_info", "runs", "outcomes", "measurements")
+BACKEND_RESULTS = """
+CREATE TABLE backend_results (
+    run_id VARCHAR NOT NULL,
+    node_id VARCHAR NOT NULL,
+    architecture VARCHAR NOT NULL,
+    backend VARCHAR NOT NULL,
+    platform VARCHAR,
+    status VARCHAR NOT NULL,
+    difference DOUBLE,
+    latency_ratio DOUBLE,
+    reason VARCHAR,
+    PRIMARY KEY (run_id, node_id)
+);
+"""
+TABLES = (*BASE_TABLES, "backend_results")
+#: version -> the statements that bring a database of that version to the next one.
+#: Only additive steps belong here (new tables): a step that changed or dropped what
+#: a database holds would be an explicit, reviewed command instead.
+MIGRATIONS = {1: BACKEND_RESULTS}
+SCHEMA = (
+    BACKEND_RESULTS
+    + """
 CREATE TABLE schema_info (version INTEGER NOT NULL, created_at TIMESTAMP NOT NULL);
 CREATE TABLE runs (
     run_id VARCHAR PRIMARY KEY,
@@ -87,6 +112,7 @@ CREATE TABLE measurements (
     PRIMARY KEY (run_id, node_id)
 );
 """
+)
 OUTCOME_COLUMNS = (
     "run_id",
     "node_id",
@@ -113,6 +139,17 @@ MEASUREMENT_COLUMNS = (
     "latency_samples_ms",
     "peak_memory_bytes",
     "parameters",
+)
+BACKEND_COLUMNS = (
+    "run_id",
+    "node_id",
+    "architecture",
+    "backend",
+    "platform",
+    "status",
+    "difference",
+    "latency_ratio",
+    "reason",
 )
 
 
@@ -189,24 +226,46 @@ def _connect(path: Path, read_only: bool, wait_s: float, fresh: bool = False) ->
         pause = min(pause * 2, 0.5)
 
 
-def _check_schema(connection: Any, path: Path) -> bool:
-    """True when the schema is there (and is ours); False when the database is empty."""
+def _check_schema(connection: Any, path: Path) -> int | None:
+    """The schema version found (ours, or an older one MIGRATIONS can bring up to
+    date); None when the database is empty."""
     listed = connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()
     names = {row[0] for row in listed}
     if not names:
-        return False
-    if "schema_info" not in names or not set(TABLES) <= names:
+        return None
+    if not set(BASE_TABLES) <= names:
         raise ResultsDatabaseError(
             f"{path}: a DuckDB database, but not a results database (tables: "
             f"{', '.join(sorted(names))}); it is kept as it is. Choose another --results-db."
         )
     versions = [row[0] for row in connection.execute("SELECT version FROM schema_info").fetchall()]
-    if versions != [SCHEMA_VERSION]:
+    if len(versions) != 1 or not (versions[0] == SCHEMA_VERSION or versions[0] in MIGRATIONS):
         raise ResultsDatabaseError(
-            f"{path}: schema version {versions}, this suite reads version {SCHEMA_VERSION}; "
-            "it is kept as it is (docs/RESULTS.md)."
+            f"{path}: schema version {versions}, this suite reads versions "
+            f"{sorted(MIGRATIONS)} and {SCHEMA_VERSION}; it is kept as it is (docs/RESULTS.md)."
         )
-    return True
+    if versions[0] == SCHEMA_VERSION and not set(TABLES) <= names:
+        raise ResultsDatabaseError(
+            f"{path}: schema version {SCHEMA_VERSION} without its tables "
+            f"{', '.join(sorted(set(TABLES) - names))}; it is kept as it is."
+        )
+    return versions[0]
+
+
+def _migrate(connection: Any, version: int) -> None:
+    """Bring a database of `version` up to SCHEMA_VERSION (inside the caller's transaction)."""
+    while version < SCHEMA_VERSION:
+        connection.execute(MIGRATIONS[version])
+        version += 1
+    connection.execute("UPDATE schema_info SET version = ?", [SCHEMA_VERSION])
+
+
+def has_table(connection: Any, table: str) -> bool:
+    """Whether `table` is in the database (an older version read as it is may lack it)."""
+    found = connection.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]
+    ).fetchone()
+    return bool(found[0])
 
 
 @contextlib.contextmanager
@@ -221,14 +280,16 @@ def connect(path: Path | str, *, write: bool = False, wait_s: float = LOCK_WAIT_
         path.parent.mkdir(parents=True, exist_ok=True)
     connection = _connect(path, read_only=not write, wait_s=wait_s, fresh=fresh)
     try:
-        has_schema = _check_schema(connection, path)
+        version = _check_schema(connection, path)
         if not write:
             yield connection
             return
         connection.execute("BEGIN TRANSACTION")
-        if not has_schema:
+        if version is None:
             connection.execute(SCHEMA)
             connection.execute("INSERT INTO schema_info VALUES (?, ?)", [SCHEMA_VERSION, utc_now()])
+        elif version < SCHEMA_VERSION:
+            _migrate(connection, version)
         try:
             yield connection
         except BaseException:
@@ -274,13 +335,16 @@ def add_results(
     outcomes: Sequence[Mapping[str, Any]],
     measurements: Sequence[Mapping[str, Any]],
     *,
+    backends: Sequence[Mapping[str, Any]] = (),
     exit_status: int | None = None,
 ) -> None:
-    """Add outcomes and measurements of `run_id`; with `exit_status`, mark it complete."""
+    """Add outcomes, measurements and backend results of `run_id`; with `exit_status`,
+    mark it complete."""
     with connect(path, write=True) as connection:
         for table, columns, records in (
             ("outcomes", OUTCOME_COLUMNS, outcomes),
             ("measurements", MEASUREMENT_COLUMNS, measurements),
+            ("backend_results", BACKEND_COLUMNS, backends),
         ):
             _insert(connection, table, columns, [{**r, "run_id": run_id} for r in records])
         if exit_status is not None:

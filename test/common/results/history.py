@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -36,7 +37,23 @@ LATENCY_TOLERANCE = 0.20
 #: on a shared 2-core machine (docs/RESULTS.md): between two runs of the same code the
 #: fastest of 10 calls moved by up to x1.78, the median by up to x16.
 NOISE_FLOOR = 2.0
-CATEGORIES = ("newly failing", "newly passing", "flapping", "slower", "faster")
+CATEGORIES = (
+    "newly failing",
+    "newly passing",
+    "flapping",
+    "slower",
+    "faster",
+    "backend newly failing",
+    "backend newly passing",
+    "backend slower",
+    "backend faster",
+)
+#: The one good backend status; "fail" and "not reached" are both not passing.
+BACKEND_PASS = "pass"
+#: Earlier latency ratios a backend's ratio needs before it is compared.  Measured here
+#: (docs/RESULTS.md): between two runs of the same code 7 of 22 ratios moved by x2 or
+#: more; against the median of 3 or 4 earlier runs none did.
+RATIO_MIN_EARLIER = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +80,7 @@ class History:
     changes: list[Change]
     compared_outcomes: int = 0
     compared_latencies: int = 0
+    compared_backends: int = 0
 
     @property
     def nothing_changed(self) -> bool:
@@ -80,10 +98,15 @@ class History:
             return [f"run {latest}: no earlier comparable run (same platform and fingerprint)"]
         head = [f"run {latest}", f"  against {_describe_run(self.previous)}"]
         if self.nothing_changed:
+            backends = (
+                f", {self.compared_backends} backend results compared"
+                if self.compared_backends
+                else ""
+            )
             return [
                 *head,
                 f"nothing changed: {self.compared_outcomes} outcomes compared, latency of "
-                f"{self.compared_latencies} architectures compared, no regression",
+                f"{self.compared_latencies} architectures compared{backends}, no regression",
             ]
         body = []
         for category, changes in self.by_category().items():
@@ -123,21 +146,30 @@ def _in_runs(connection: Any, table: str, columns: str, run_ids: Sequence[str]) 
     return db.rows(connection, sql, run_ids)
 
 
+def _series(
+    connection: Any,
+    runs: Sequence[dict[str, Any]],
+    table: str,
+    columns: Sequence[str],
+    key: Sequence[str],
+) -> dict[Any, list[tuple[str, dict]]]:
+    """The rows of `table` in `runs`, grouped by the `key` columns' values (one value:
+    that value; several: their tuple), each group as [(run id, row)] in run order."""
+    order = {run["run_id"]: index for index, run in enumerate(runs)}
+    found = _in_runs(connection, table, ", ".join(columns), list(order))
+    series: dict[Any, list[tuple[str, dict]]] = collections.defaultdict(list)
+    for row in sorted(found, key=lambda row: order[row["run_id"]]):
+        values = tuple(row[column] for column in key)
+        series[values if len(values) > 1 else values[0]].append((row["run_id"], row))
+    return series
+
+
 def outcome_series(
     connection: Any, runs: Sequence[dict[str, Any]]
 ) -> dict[str, list[tuple[str, dict]]]:
     """node id -> [(run id, outcome row)] in run order."""
-    order = {run["run_id"]: index for index, run in enumerate(runs)}
-    found = _in_runs(
-        connection,
-        "outcomes",
-        "node_id, architecture, check_name, platform, outcome, reason",
-        list(order),
-    )
-    series: dict[str, list[tuple[str, dict]]] = collections.defaultdict(list)
-    for row in sorted(found, key=lambda row: order[row["run_id"]]):
-        series[row["node_id"]].append((row["run_id"], row))
-    return series
+    columns = ("node_id", "architecture", "check_name", "platform", "outcome", "reason")
+    return _series(connection, runs, "outcomes", columns, ("node_id",))
 
 
 def _changes_of(states: Iterable[bool]) -> int:
@@ -175,18 +207,11 @@ def latency_samples(
     connection: Any, runs: Sequence[dict[str, Any]]
 ) -> dict[tuple[str, str], list[tuple[str, dict]]]:
     """(architecture, platform) -> [(run id, measurement row)] in run order."""
-    order = {run["run_id"]: index for index, run in enumerate(runs)}
-    found = _in_runs(
-        connection,
-        "measurements",
-        "architecture, platform, latency_median_ms, latency_spread_ms, latency_samples_ms, "
-        "peak_memory_bytes, parameters, model_class",
-        list(order),
+    columns = (
+        *("architecture", "platform", "latency_median_ms", "latency_spread_ms"),
+        *("latency_samples_ms", "peak_memory_bytes", "parameters", "model_class"),
     )
-    series: dict[tuple[str, str], list[tuple[str, dict]]] = collections.defaultdict(list)
-    for row in sorted(found, key=lambda row: order[row["run_id"]]):
-        series[(row["architecture"], row["platform"])].append((row["run_id"], row))
-    return series
+    return _series(connection, runs, "measurements", columns, ("architecture", "platform"))
 
 
 def latency_verdict(
@@ -231,6 +256,77 @@ def latency_changes(
     return changes, compared
 
 
+BackendKey = tuple[str, str, str]
+
+
+def backend_series(
+    connection: Any, runs: Sequence[dict[str, Any]]
+) -> dict[BackendKey, list[tuple[str, dict]]]:
+    """(architecture, backend, platform) -> [(run id, backend_results row)] in run order;
+    empty for a database of schema version 1 read as it is."""
+    if not db.has_table(connection, "backend_results"):
+        return {}
+    key = ("architecture", "backend", "platform")
+    columns = (*key, "status", "difference", "latency_ratio", "reason")
+    return _series(connection, runs, "backend_results", columns, key)
+
+
+def _backend_status_change(now: dict, before: dict) -> tuple[str, str] | None:
+    passes_now, passed_before = now["status"] == BACKEND_PASS, before["status"] == BACKEND_PASS
+    if passes_now == passed_before:
+        return None  # still passing, or still not (fail and "not reached" alike)
+    detail = f"({before['status']} -> {now['status']})"
+    if passed_before:
+        return "backend newly failing", detail + (f": {now['reason']}" if now["reason"] else "")
+    return "backend newly passing", detail
+
+
+def _backend_ratio_change(
+    entries: Sequence[tuple[str, dict]], noise_floor: float
+) -> tuple[str, str] | None:
+    """The latest latency ratio against the median of up to LATENCY_WINDOW before it."""
+    ratio = entries[-1][1]["latency_ratio"]
+    earlier = [
+        row["latency_ratio"]
+        for _, row in entries[-(LATENCY_WINDOW + 1) : -1]
+        if row["latency_ratio"] is not None
+    ]
+    if ratio is None or len(earlier) < RATIO_MIN_EARLIER:
+        return None
+    baseline = statistics.median(earlier)
+    moved = ratio / baseline
+    if 1 / noise_floor < moved < noise_floor:
+        return None
+    category = "backend slower" if moved > 1 else "backend faster"
+    detail = (
+        f"latency x{ratio:.3g} of eager, was x{baseline:.3g} (median of {len(earlier)} "
+        f"earlier runs): moved x{moved:.2f}, beyond the noise floor x{noise_floor:g}"
+    )
+    return category, detail
+
+
+def backend_changes(
+    series: dict[BackendKey, list[tuple[str, dict]]],
+    latest_id: str,
+    noise_floor: float = NOISE_FLOOR,
+) -> tuple[list[Change], int]:
+    """Backend results of run `latest_id` against their latest earlier observation."""
+    changes, compared = [], 0
+    for (architecture, backend, platform), entries in sorted(series.items()):
+        if entries[-1][0] != latest_id or len(entries) < 2:
+            continue
+        compared += 1
+        found = [
+            _backend_status_change(entries[-1][1], entries[-2][1]),
+            _backend_ratio_change(entries, noise_floor),
+        ]
+        changes += [
+            Change(category, architecture, backend, platform, detail)
+            for category, detail in filter(None, found)
+        ]
+    return changes, compared
+
+
 def history(
     connection: Any, run_id: str | None = None, tolerance: float = LATENCY_TOLERANCE
 ) -> History:
@@ -252,7 +348,12 @@ def history(
     compared = sum(1 for entries in series.values() if len(dict(entries)) >= 2)
     samples = latency_samples(connection, window[-(LATENCY_WINDOW + 1) :])
     slower_faster, timed = latency_changes(samples, latest["run_id"], tolerance)
-    return History(latest, previous, changes + slower_faster, compared, timed)
+    backends, compared_backends = backend_changes(
+        backend_series(connection, window), latest["run_id"]
+    )
+    return History(
+        latest, previous, changes + slower_faster + backends, compared, timed, compared_backends
+    )
 
 
 def architecture_trends(

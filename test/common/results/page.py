@@ -107,51 +107,72 @@ def header(data: dict[str, Any]) -> str:
         f"{name} {versions[name]}" for name in ("torch", "transformers") if versions.get(name)
     )
     dirty = " (uncommitted changes)" if latest["git_dirty"] else ""
-    legend = "".join(
-        f'<span class="chip" style="background:{colour}">{outcome}</span>'
-        for outcome, colour in data["outcome_colours"].items()
-    )
+    legend = _legend(data["outcome_colours"])
+    backends = ' · <a href="#backends">backends</a>' if data["backends"] else ""
     return (
         "<h1>Model test results</h1>"
         f'<p class="meta">{len(data["runs"])} complete runs ({data["incomplete"]} incomplete); '
         f"latest {_escape(latest['run_id'][:12])} at {latest['started_at']:%Y-%m-%d %H:%M} UTC "
         f"on {_escape(latest['platform'])}, commit {_escape((latest['git_commit'] or '')[:10])}"
         f"{dirty}; {_escape(shown)}</p><p>{legend}</p>"
-        '<p class="meta"><a href="#matrix-section">matrix</a> · <a href="#rates">pass rates</a> · '
+        f'<p class="meta"><a href="#matrix-section">matrix</a>{backends} · '
+        '<a href="#rates">pass rates</a> · '
         '<a href="#changes">what changed</a> · <a href="#latency">latency and memory</a> · '
         '<a href="#failures">failures</a></p>'
     )
 
 
-def matrix_section(data: dict[str, Any]) -> str:
+def _legend(colours: dict[str, str]) -> str:
+    return "".join(
+        f'<span class="chip" style="background:{colour}">{_escape(name)}</span>'
+        for name, colour in colours.items()
+    )
+
+
+def _status_heatmap(matrix: dict[str, Any], colours: list[str], top: int, **cells: Any) -> Any:
+    """Rows against columns, each cell coloured by its code (an index into `colours`),
+    its hover text from matrix["hover"]; `cells` adds Heatmap arguments."""
     import plotly.graph_objects as go
 
-    matrix, colours = data["matrix"], list(data["outcome_colours"].values())
-    steps = len(colours)
-    scale = []
-    for index, colour in enumerate(colours):
-        scale += [[index / steps, colour], [(index + 1) / steps, colour]]
     heatmap = go.Heatmap(
         z=matrix["z"],
         x=matrix["columns"],
         y=matrix["rows"],
         customdata=matrix["hover"],
         hovertemplate="%{customdata}<extra></extra>",
-        colorscale=scale,
+        colorscale=_step_scale(colours),
         zmin=-0.5,
-        zmax=steps - 0.5,
+        zmax=len(colours) - 0.5,
         showscale=False,
         xgap=1,
         ygap=1,
+        **cells,
     )
     figure = go.Figure(heatmap)
     figure.update_layout(
         template=TEMPLATE,
-        height=max(300, ROW_HEIGHT * len(matrix["rows"]) + 160),
-        margin={"l": 200, "t": 140, "r": 20, "b": 20},
-        xaxis={"side": "top", "tickangle": -45},
+        height=max(300, ROW_HEIGHT * len(matrix["rows"]) + top + 20),
+        margin={"l": 200, "t": top, "r": 20, "b": 20},
+        xaxis={"side": "top"},
         yaxis={"autorange": "reversed", "dtick": 1},
     )
+    return figure
+
+
+def _step_scale(colours: list[str]) -> list[list[Any]]:
+    """A colour scale of one flat band per code 0..len-1 (zmin -0.5, zmax len - 0.5)."""
+    steps = len(colours)
+    scale: list[list[Any]] = []
+    for index, colour in enumerate(colours):
+        scale += [[index / steps, colour], [(index + 1) / steps, colour]]
+    return scale
+
+
+def matrix_section(data: dict[str, Any]) -> str:
+
+    matrix = data["matrix"]
+    figure = _status_heatmap(matrix, list(data["outcome_colours"].values()), top=140)
+    figure.update_layout(xaxis={"tickangle": -45})
     modalities = sorted(set(matrix["modality"]))
     options = "".join(f'<option value="{_escape(m)}">{_escape(m)}</option>' for m in modalities)
     return (
@@ -167,6 +188,23 @@ def matrix_section(data: dict[str, Any]) -> str:
             "matrix-modality-data", dict(zip(matrix["rows"], matrix["modality"], strict=True))
         )
         + _figure(figure, "matrix")
+    )
+
+
+def backends_section(data: dict[str, Any]) -> str:
+    """Architectures against backends: the latest status, the latency ratio in the cell."""
+    matrix = data["backends"]
+    if not matrix:
+        return ""
+    colours = list(data["backend_colours"].values())
+    figure = _status_heatmap(matrix, colours, top=100, text=matrix["text"], texttemplate="%{text}")
+    return (
+        '<h2 id="backends">Backends</h2>'
+        '<p class="meta">Each architecture\'s latest status per backend '
+        "(test/improved/test_backends.py) against eager on the same inputs; the cell "
+        "reads the backend's latency relative to eager (x0.5: twice as fast). Hover a "
+        f"cell for the difference and the reason. {len(matrix['rows'])} architectures.</p>"
+        f"<p>{_legend(data['backend_colours'])}</p>" + _figure(figure, "backends-matrix")
     )
 
 
@@ -301,6 +339,7 @@ def render_page(data: dict[str, Any]) -> str:
     sections = [
         header(data),
         matrix_section(data),
+        backends_section(data),
         rates_section(data),
         changes_section(data),
         latency_section(data),

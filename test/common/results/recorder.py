@@ -13,11 +13,15 @@ is given; `--no-results-db` switches it off.  What is recorded:
   weights it used, the outcome and the xfail, skip or failure reason in one line;
 - per-architecture measurements that the battery hands over with
   :func:`measure_forward` (forward latency over a few calls on the subject already
-  built, peak memory of one call, parameter count).
+  built, peak memory of one call, parameter count);
+- per backend item (`test_backend[bert-onnx]`), the observation that
+  test/common/plugins/backend_report.py's ``check_observation`` hands over: the
+  backend's status, its measured difference from eager and its latency relative to
+  eager.
 
 Under pytest-xdist the controller writes: item facts travel in user_properties,
-measurements through test/common/plugins/worker_records.py, so workers never open
-the database.
+measurements and backend observations through test/common/plugins/worker_records.py,
+so workers never open the database.
 """
 
 from __future__ import annotations
@@ -319,8 +323,11 @@ class RunRecorder:
     platform: str
     phases: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending: list[dict[str, Any]] = field(default_factory=list)
-    measured: set[str] = field(default_factory=set)
-    written: dict[str, int] = field(default_factory=lambda: {"outcomes": 0, "measurements": 0})
+    #: (record kind, node id) already written: every report of an item carries its records.
+    handed_over: set[tuple[str, str]] = field(default_factory=set)
+    written: dict[str, int] = field(
+        default_factory=lambda: {"outcomes": 0, "measurements": 0, "backends": 0}
+    )
     last_flush: float = field(default_factory=time.monotonic)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -331,28 +338,41 @@ class RunRecorder:
         if time.monotonic() - self.last_flush > FLUSH_INTERVAL_S:
             self.flush()
 
-    def _new_measurements(self) -> list[dict[str, Any]]:
-        """Measurements of the tests whose outcome is about to be written."""
+    def _new_records(self, kind: str) -> list[dict[str, Any]]:
+        """Records of `kind` of the tests whose outcome is about to be written, with
+        the node id and the platform of their outcome row."""
         finished = {row["node_id"]: row for row in self.pending}
         found = []
-        for entry, record in worker_records.collected(self.config, RECORD_KIND):
+        for entry, record in worker_records.collected(self.config, kind):
             row = finished.get(entry.nodeid)
-            if row is None or entry.nodeid in self.measured:
+            if row is None or (kind, entry.nodeid) in self.handed_over:
                 continue
-            self.measured.add(entry.nodeid)
+            self.handed_over.add((kind, entry.nodeid))
             found.append(
                 {
+                    "architecture": row["architecture"],
                     **record,
                     "node_id": entry.nodeid,
-                    "architecture": row["architecture"],
                     "platform": row["platform"],
                 }
             )
         return found
 
+    def _new_backend_results(self) -> list[dict[str, Any]]:
+        # Imported here: importing a plugin module before pytest registers it would
+        # keep pytest from rewriting its asserts (PytestAssertRewriteWarning).
+        from test.common.plugins import backend_report
+
+        # "difference" is the expectation files' rounded text; the database keeps the number.
+        return [
+            {**record, "difference": record.get("measured_difference")}
+            for record in self._new_records(backend_report.RECORD_KIND)
+        ]
+
     def flush(self, exit_status: int | None = None) -> None:
         specs = _registry_specs()
-        measurements = self._new_measurements()
+        measurements = self._new_records(RECORD_KIND)
+        backends = self._new_backend_results()
         classes = {(m["architecture"], m["platform"]): m["model_class"] for m in measurements}
         for row in self.pending:
             spec = specs.get(row["architecture"])
@@ -360,9 +380,17 @@ class RunRecorder:
             row["modality"] = getattr(spec, "modality", None) or row["modality"]
             key = (row["architecture"], row["platform"])
             row["model_class"] = row["model_class"] or classes.get(key)
-        db.add_results(self.path, self.run_id, self.pending, measurements, exit_status=exit_status)
+        db.add_results(
+            self.path,
+            self.run_id,
+            self.pending,
+            measurements,
+            backends=backends,
+            exit_status=exit_status,
+        )
         self.written["outcomes"] += len(self.pending)
         self.written["measurements"] += len(measurements)
+        self.written["backends"] += len(backends)
         self.pending = []
         self.last_flush = time.monotonic()
 
@@ -376,10 +404,12 @@ class RunRecorder:
         self.flush(exit_status=int(exitstatus))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        backends = self.written["backends"]
         terminalreporter.write_line(
             f"results: run {self.run_id[:12]} recorded in {self.path} "
             f"({self.written['outcomes']} outcomes, {self.written['measurements']} "
-            "measurements); `python -m test.common.results history` says what changed"
+            f"measurements{f', {backends} backend results' if backends else ''}); "
+            "`python -m test.common.results history` says what changed"
         )
 
 

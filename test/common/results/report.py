@@ -5,8 +5,9 @@ plotly is well kept, draws heatmaps, bars, line plots and tables with hover text
 of the box, and its JavaScript can be inlined (``get_plotlyjs``), so the page needs
 no network when it is opened.  The only script of our own is the glue that filters
 the matrix and picks the architecture of the trend plot (Plotly.react on data kept
-in the page).  Sections, in order: the compatibility matrix, pass rates, what
-changed, latency and memory, failures by kind.
+in the page).  Sections, in order: the compatibility matrix, the backends matrix
+(only when the database holds backend results), pass rates, what changed, latency
+and memory, failures by kind.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ FAILURE_KINDS: tuple[tuple[str, str], ...] = (
     ("tolerance", r"differ|difference|toleran|golden|above|allowed|!="),
 )
 BUILD_CHECKS = frozenset({"loads", "build"})
+#: Backend statuses (test/common/backends/expectations.py), in the order of the colours.
+BACKEND_COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "not reached": "#9e9e9e"}
+LATEST_BACKENDS = """
+SELECT b.*, r.started_at FROM backend_results b JOIN runs r USING (run_id)
+WHERE r.complete
+QUALIFY row_number() OVER (
+    PARTITION BY b.architecture, b.backend, b.platform ORDER BY r.started_at DESC) = 1
+"""
 LATEST_OUTCOMES = """
 SELECT o.*, r.started_at FROM outcomes o JOIN runs r USING (run_id)
 WHERE r.complete AND o.architecture IS NOT NULL
@@ -100,10 +109,71 @@ def _hover(architecture: str, column: str, cell: dict[str, Any] | None) -> str:
     text = f"<b>{html.escape(architecture)}</b> · {html.escape(column)}: {cell['outcome']}"
     if cell.get("model_class"):
         text += f" ({html.escape(cell['model_class'])})"
-    reason = cell.get("reason") or ""
-    # Hover boxes do not wrap: break the reason every ~90 characters.
-    wrapped = re.sub(r"(.{1,90})(\s|$)", r"\1<br>", html.escape(reason)).rstrip("<br>")
+    wrapped = _wrapped(cell.get("reason") or "")
     return text + (f"<br>{wrapped}" if wrapped else "")
+
+
+def _wrapped(reason: str) -> str:
+    """The reason escaped and broken every ~90 characters (hover boxes do not wrap)."""
+    return re.sub(r"(.{1,90})(\s|$)", r"\1<br>", html.escape(reason)).rstrip("<br>")
+
+
+def backend_matrix(connection: Any) -> dict[str, Any] | None:
+    """Architectures (rows) against backends (columns): each cell the latest status
+    recorded in any complete run, its latency ratio to eager as text, the reason and
+    difference on hover.  None when the database holds no backend result."""
+    if not db.has_table(connection, "backend_results"):
+        return None
+    latest = db.rows(connection, LATEST_BACKENDS)
+    if not latest:
+        return None
+    several = len({row["platform"] for row in latest}) > 1
+    cells = {}
+    for row in latest:
+        column = f"{row['platform']} · {row['backend']}" if several else row["backend"]
+        cells[(row["architecture"], column)] = row
+    columns = sorted({column for _, column in cells}, key=_catalog_order)
+    rows = sorted({architecture for architecture, _ in cells})
+    codes = {status: code for code, status in enumerate(BACKEND_COLOURS)}
+    z, text, hover = [], [], []
+    for architecture in rows:
+        found = [cells.get((architecture, column)) for column in columns]
+        z.append([codes.get(cell["status"]) if cell else None for cell in found])
+        text.append([_ratio_text(cell) for cell in found])
+        hover.append(
+            [_backend_hover(architecture, c, cell) for c, cell in zip(columns, found, strict=True)]
+        )
+    return {"rows": rows, "columns": columns, "z": z, "text": text, "hover": hover}
+
+
+def _catalog_order(column: str) -> tuple[int, str]:
+    """Backends in the catalog's order (export first), unknown ones after, by name."""
+    from test.common.backends.catalog import BACKENDS_BY_NAME  # imports no torch
+
+    known = list(BACKENDS_BY_NAME)
+    backend = column.split(" · ")[-1]
+    return (known.index(backend) if backend in known else len(known), column)
+
+
+def _ratio_text(cell: dict[str, Any] | None) -> str:
+    """x0.45, x1.2, x37: two significant digits, no exponent."""
+    ratio = cell and cell["latency_ratio"]
+    if not ratio:
+        return ""
+    return f"x{ratio:.2g}" if ratio < 10 else f"x{ratio:.0f}"
+
+
+def _backend_hover(architecture: str, column: str, cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return f"{html.escape(architecture)} · {html.escape(column)}: not run"
+    parts = [f"<b>{html.escape(architecture)}</b> · {html.escape(column)}: {cell['status']}"]
+    if cell["difference"] is not None:
+        parts.append(f"difference from eager {cell['difference']:.3g}")
+    if cell["latency_ratio"] is not None:
+        parts.append(f"latency x{cell['latency_ratio']:.3g} of eager")
+    parts.append(f"recorded {cell['started_at']:%Y-%m-%d %H:%M} UTC")
+    wrapped = _wrapped(cell["reason"] or "")
+    return "<br>".join(parts + ([wrapped] if wrapped else []))
 
 
 def pass_rates(latest: list[dict[str, Any]], key: str) -> dict[str, collections.Counter]:
@@ -174,6 +244,8 @@ def gather(connection: Any) -> dict[str, Any]:
         "runs": runs,
         "incomplete": incomplete,
         "matrix": matrix_data(latest),
+        "backends": backend_matrix(connection),
+        "backend_colours": BACKEND_COLOURS,
         "by_modality": pass_rates(latest, "modality"),
         "by_task": pass_rates(latest, "task"),
         "weights": weights,
