@@ -18,6 +18,7 @@ import pytest
 
 from test.common.backends import browser
 from test.common.backends.browser import BrowserHost, BrowserLost, BrowserRestarted, absence
+from test.common.backends.catalog import BACKENDS_BY_NAME
 
 REPO_ROOT = browser.REPO_ROOT
 
@@ -54,7 +55,8 @@ def test_the_probe_names_the_api_a_provider_lacks(
 def test_an_api_the_browser_lacks_is_a_skip_naming_it(
     suite_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    absent = browser.missing("webnn")
+    # Chromium, onnxruntime-web, and the packages of the onnx file it runs.
+    absent = BACKENDS_BY_NAME["browser-webnn"].missing_packages_with_needs()
     if absent:
         pytest.skip(f"the browser backends need {', '.join(absent)}")
     # What the probe of a Chromium without WebNN answers (asked once per process).
