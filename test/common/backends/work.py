@@ -118,7 +118,7 @@ class Work:
             return Observation(FAIL, _reason("build", error))
         self.built[backend.name] = built
         try:
-            output = built.run(self.args)
+            output = _seeded(built.run, self.args)
         except Exception as error:  # built, but cannot run on these inputs
             return Observation(FAIL, _reason("run", error))
         if isinstance(backend.check, Agreement):
@@ -137,7 +137,17 @@ class Work:
 
 def _call(module: Any, args: tuple[Any, ...]) -> Any:
     with torch.no_grad():
-        return module(*args)
+        return _seeded(module, *args)
+
+
+def _seeded(run: Any, *arguments: Any) -> Any:
+    """A run with the battery's golden seed set first: a model that draws in eval (ViLT
+    samples image patches) then draws the same numbers in eager and in a backend that
+    runs the same ATen operations, instead of failing every comparison."""
+    from test.common.checks.running import GOLDEN_SEED
+
+    torch.manual_seed(GOLDEN_SEED)
+    return run(*arguments)
 
 
 def _median_time(run: Any, args: tuple[Any, ...]) -> float:
