@@ -217,6 +217,9 @@ def coverage(session: nox.Session) -> None:
     test/common are exercised by them, and that is what coverage should count.
     """
     battery_sample = " or ".join(f"[{arch}-cpu]" for arch in COVERAGE_ARCHITECTURES)
+    # Every backend's packages and setup, so that the backends' own framework tests
+    # (a tiny module through each backend, the browser host) run and are counted.
+    backend_packages = _prepare_backends(session, *BACKENDS)
     _run_pytest(
         session,
         "--cov",
@@ -233,7 +236,7 @@ def coverage(session: nox.Session) -> None:
         "test/improved/test_keyed_weights.py",
         "test/improved/test_fault_injection.py",
         *(f"test/improved/test_hf_{arch}_improved.py" for arch in COVERAGE_ARCHITECTURES),
-        extra_packages=MODEL_STACK,
+        extra_packages=(*MODEL_STACK, *backend_packages),
         device="cpu",
     )
 
@@ -249,20 +252,25 @@ def report(session: nox.Session) -> None:
     )
 
 
+def _prepare_backends(session: nox.Session, *backends: Backend) -> tuple[str, ...]:
+    """Run what the backends need outside pip (`npm ci`); their pip packages, sorted."""
+    for command in {backend.setup for backend in backends if backend.setup}:
+        session.run(*command, external=True)
+    return tuple(sorted({pip for backend in backends for pip in backend.pip_packages_with_needs()}))
+
+
 def _run_backends(session: nox.Session, *backends: Backend) -> None:
     """The backends on every architecture (CPU), each with its packages; judged against
     test/common/data/backends/ (docs/BACKENDS.md).  `-- --backend-sample pr` runs the
     pull-request sample, `-- --update-expectations` rewrites the files."""
-    packages = {pip for backend in backends for pip in backend.pip_packages_with_needs()}
-    for command in {backend.setup for backend in backends if backend.setup}:
-        session.run(*command, external=True)
+    packages = _prepare_backends(session, *backends)
     _run_pytest(
         session,
         *PARALLEL,
         f"--backends={','.join(backend.name for backend in backends)}",
         models=True,
         device="cpu",
-        extra_packages=tuple(sorted(packages)),
+        extra_packages=packages,
         paths=("test/improved/test_backends.py",),
     )
 
