@@ -19,6 +19,7 @@ pytest_plugins = [
     "test.common.plugins.gate_folding",
     "test.common.plugins.battery_report",
     "test.common.plugins.sharding",
+    "test.common.plugins.crashed_workers",
     "test.common.plugins.model_source",
     "test.common.plugins.worker_records",
     "test.common.plugins.benchmark_plugin",
