@@ -225,3 +225,81 @@ def test_describe_gives_statuses_and_difference_quantiles(tmp_path: Path) -> Non
         "failed comparisons: far 0.5"
     ]
     assert expectations.difference_quantiles({}) == (0, [])
+
+
+CRASHING_SANDBOX = """
+import os
+
+import pytest
+import torch
+
+from test.common.backends.catalog import Backend, Tolerance
+from test.common.backends.work import Work
+from test.common.plugins.backend_report import check_observation, recorded_crash
+
+
+def build_crashing(work):
+    os._exit(3)  # as OpenVINO's SIGFPE: the process dies in the middle of the test
+
+
+CRASHING = Backend("crashing", "dies", build_crashing, Tolerance(1e-4, 1e-4))
+
+
+class Tanh(torch.nn.Module):
+    def forward(self, x):
+        return {"last_hidden_state": torch.tanh(x)}
+
+
+@pytest.mark.parametrize(("model_type", "backend"), [("tanh", "crashing")], ids=["tanh-crashing"])
+def test_backend(model_type, backend, request):
+    recorded_crash(request.node, model_type, backend)
+    work = Work(Tanh().eval(), {"x": torch.ones(2, 3)})
+    check_observation(request.node, model_type, backend, work.observe(CRASHING))
+"""
+
+
+@pytest.mark.slow  # xdist workers die and are replaced
+def test_a_crash_is_recorded_from_xdist_and_then_not_run(
+    suite_pytester: pytest.Pytester,
+) -> None:
+    pytest.importorskip("torch", reason="the sandbox's backend wraps a torch module")
+    suite_pytester.makepyfile(test_sandbox_crash=CRASHING_SANDBOX)
+    xdist = ("-n", "1", "-p", "xdist")
+    unrecorded = run(suite_pytester, *xdist)
+    unrecorded.assert_outcomes(failed=1)
+    unrecorded.stdout.fnmatch_lines(
+        [
+            "backends: 1 architectures; crashing 0/1",
+            "crash: crashing on tanh killed its worker; to record it (with -n 1 or more): "
+            "nox -s backend-crashing -- --update-expectations -k tanh-crashing",
+        ]
+    )
+    recorded = run(suite_pytester, *xdist, "--update-expectations")
+    recorded.stdout.fnmatch_lines(["crashing.csv: 1 changed or added", "  + tanh: crash"])
+    assert rows(suite_pytester, "crashing")["tanh"].status == "crash"
+    # Recorded, it is not run again: without xdist it would have ended this run.
+    checked = run(suite_pytester, "-rx")
+    checked.assert_outcomes(xfailed=1)
+    checked.stdout.fnmatch_lines(
+        ["*crashing 0/1*", "*crash (expected, not run): the process died running it*"]
+    )
+    assert checked.ret == pytest.ExitCode.OK
+
+
+def test_only_a_crashed_backend_item_gives_a_crash_record() -> None:
+    from test.common.plugins.backend_report import crash_record
+
+    def report(nodeid: str, when: str = "???", outcome: str = "failed") -> pytest.TestReport:
+        return pytest.TestReport(nodeid, ("f", None, "f"), {}, outcome, "worker crashed", when)
+
+    crashed = crash_record(report("t.py::test_backend[dab-detr-browser-webgpu]"))
+    assert crashed is not None
+    assert (crashed["architecture"], crashed["backend"], crashed["status"]) == (
+        "dab-detr",
+        "browser-webgpu",
+        "crash",
+    )
+    assert crash_record(report("t.py::test_backend[tanh-crashing]"))["backend"] == "crashing"
+    assert crash_record(report("t.py::test_backend[bert-onnx]", when="call")) is None
+    assert crash_record(report("t.py::test_backend[bert-onnx]", outcome="passed")) is None
+    assert crash_record(report("t.py::test_forward[bert-cpu]")) is None

@@ -5,7 +5,8 @@ test/common/backends/catalog.py; an architecture is run when its eager forward r
 (no whole-architecture or forward expected failure in the registry).  The outcome is
 judged against the committed expectation test/common/data/backends/<backend>.csv:
 as expected passes (or xfails, for an expected failure), a new failure or an
-unexpected pass fails and prints the command that updates the file.  A backend whose
+unexpected pass fails and prints the command that updates the file.  An item recorded
+as `crash` (it killed its process) is xfailed without running.  A backend whose
 package is missing is a skip naming it.
 
 An architecture's model is built once and its backends share the artifacts (export
@@ -25,7 +26,7 @@ import pytest
 from test.common.backends.catalog import BACKENDS_BY_NAME, SAMPLES, select
 from test.common.models.expectations import missing_packages
 from test.common.models.registry import load_registry
-from test.common.plugins.backend_report import check_observation
+from test.common.plugins.backend_report import check_observation, recorded_crash
 
 pytestmark = [pytest.mark.model_test, pytest.mark.model]
 
@@ -97,5 +98,6 @@ def test_backend(model_type: str, backend_name: str, request: pytest.FixtureRequ
     absent = backend.absent_api()
     if absent:  # an API the browser does not expose, probed once per process
         pytest.skip(f"{backend_name}: {absent}")
+    recorded_crash(request.node, model_type, backend_name)  # not run: it killed its process
     observation = work_for(model_type).observe(backend)
     check_observation(request.node, model_type, backend_name, observation)

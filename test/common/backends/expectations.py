@@ -7,7 +7,9 @@ architecture:
     bert,pass,9.5e-07,
     mamba,fail,,build: Unsupported: ...
 
-`status` is pass, fail or "not reached" (the backend it is built from built nothing);
+`status` is pass, fail, "not reached" (the backend it is built from built nothing) or
+crash (the process running it died: an xdist worker crashed; such an item is not run
+again, it would end a run without xdist: delete the row to retry it);
 `difference` is the measured max |backend - eager| (1 - cosine for int8), two
 significant digits so that a rewrite changes a line only when the result changed.
 A missing-package skip is never written.  An architecture without a row is expected
@@ -32,7 +34,9 @@ from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "backends"
 COLUMNS = ("architecture", "status", "difference", "reason")
-STATUSES = ("pass", "fail", "not reached")
+STATUSES = ("pass", "fail", "not reached", "crash")
+#: The status of an item whose process died running it (recorded from xdist's report).
+CRASH = "crash"
 
 
 class CorruptExpectations(ValueError):
@@ -169,8 +173,9 @@ def describe(directory: Path = DATA_DIR) -> list[str]:
     lines = []
     for path in sorted(directory.glob("*.csv")):
         rows = load(path.stem, directory)
+        counts = {status: sum(row.status == status for row in rows.values()) for status in STATUSES}
         statuses = ", ".join(
-            f"{sum(row.status == status for row in rows.values())} {status}" for status in STATUSES
+            f"{count} {status}" for status, count in counts.items() if count or status != CRASH
         )
         count, values = difference_quantiles(rows)
         spread = ", ".join(f"q{q:g} {v:.2g}" for q, v in zip(QUANTILES, values, strict=True))

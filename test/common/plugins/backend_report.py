@@ -10,7 +10,10 @@ test/common/data/backends/<backend>.csv from what ran and prints what changed.
 
 Each test_backend item attaches its observation as a worker record
 (test/common/plugins/worker_records.py), so this works under xdist: the controller
-counts and writes, workers only send.
+counts and writes, workers only send.  An item whose xdist worker died (a native
+crash in a backend: OpenVINO's converter raises SIGFPE on one model) gets a `crash`
+record from xdist's report on the controller; once recorded, it is xfailed without
+running (`recorded_crash`), since without xdist it would end the whole run.
 """
 
 from __future__ import annotations
@@ -100,6 +103,53 @@ def expectations_dir(config: pytest.Config) -> Path:
     return Path(chosen) if chosen else DATA_DIR
 
 
+def _record(model_type: str, backend: str, status: str, reason: str, **measured: Any) -> dict:
+    from test.common.backends import expectations
+
+    difference = measured.get("difference")
+    return {
+        "architecture": model_type,
+        "backend": backend,
+        "status": status,
+        "reason": reason,
+        "difference": expectations.format_difference(difference),
+        "measured_difference": difference,  # unrounded, for the results history
+        "latency_ratio": measured.get("latency_ratio"),
+    }
+
+
+def recorded_crash(node: pytest.Item, model_type: str, backend: str) -> None:
+    """xfail, before anything is built, an item recorded as `crash`: running it again
+    would kill this process (the whole run, without xdist).  Delete its row to retry."""
+    from test.common.backends import expectations
+
+    expected = expectations.load(backend, expectations_dir(node.config)).get(model_type)
+    if expected is None or expected.status != expectations.CRASH:
+        return
+    worker_records.attach(node, RECORD_KIND, _record(model_type, backend, "crash", expected.reason))
+    pytest.xfail(f"crash (expected, not run): {expected.reason}")
+
+
+def crash_record(report: pytest.TestReport) -> dict[str, Any] | None:
+    """The `crash` record of a test_backend item whose xdist worker died running it
+    (xdist reports such an item as failed in the phase "???"), or None."""
+    if report.when != "???" or not report.failed:
+        return None
+    name, _, ident = report.nodeid.rpartition("::")[2].partition("[")
+    if name != "test_backend" or not ident.endswith("]"):
+        return None
+    from test.common.backends.catalog import BACKENDS
+
+    ident = ident[:-1]
+    known = sorted((b.name for b in BACKENDS if ident.endswith(f"-{b.name}")), key=len)
+    model_type, _, backend = (
+        (ident[: -len(known[-1]) - 1], "", known[-1]) if known else ident.rpartition("-")
+    )
+    if not model_type:
+        return None
+    return _record(model_type, backend, "crash", "the process died running it (xdist worker)")
+
+
 def check_observation(node: pytest.Item, model_type: str, backend: str, observation: Any) -> None:
     """Hand the observation to the controller and judge it against its expectation:
     return when as expected and passing, xfail when as expected and not passing, fail
@@ -108,15 +158,14 @@ def check_observation(node: pytest.Item, model_type: str, backend: str, observat
 
     if observation.status == "skip":  # a missing package: never recorded
         pytest.skip(f"{backend}: {observation.reason}")
-    record = {
-        "architecture": model_type,
-        "backend": backend,
-        "status": observation.status,
-        "reason": observation.reason,
-        "difference": expectations.format_difference(observation.difference),
-        "measured_difference": observation.difference,  # unrounded, for the results history
-        "latency_ratio": observation.latency_ratio,
-    }
+    record = _record(
+        model_type,
+        backend,
+        observation.status,
+        observation.reason,
+        difference=observation.difference,
+        latency_ratio=observation.latency_ratio,
+    )
     worker_records.attach(node, RECORD_KIND, record)
     # Also as plain properties, for --junitxml and the results history.
     node.user_properties.append(("backend_difference", record["difference"]))
@@ -171,6 +220,22 @@ class BackendReporter:
         self.config = config
         self.changes: list[str] = []
         self.errors: list[str] = []
+        self.crashes: list[str] = []
+
+    @pytest.hookimpl(tryfirst=True)  # before worker_records' collector reads the report
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = crash_record(report)
+        if record is None:
+            return
+        worker_records.attach_to_report(report, RECORD_KIND, record)
+        if not self.config.getoption("--update-expectations"):
+            from test.common.backends import expectations
+
+            self.crashes.append(
+                f"crash: {record['backend']} on {record['architecture']} killed its worker; "
+                "to record it (with -n 1 or more): "
+                + expectations.update_command(record["backend"], record["architecture"])
+            )
 
     def records(self) -> list[dict[str, Any]]:
         return [record for _, record in worker_records.collected(self.config, RECORD_KIND)]
@@ -206,5 +271,7 @@ class BackendReporter:
             terminalreporter.write_line(line)
         for line in self.changes:
             terminalreporter.write_line(line)
+        for line in self.crashes:
+            terminalreporter.write_line(line, red=True)
         for error in self.errors:
             terminalreporter.write_line(f"ERROR (file kept as it is): {error}", red=True)

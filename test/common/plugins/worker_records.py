@@ -80,6 +80,15 @@ def attach(node: pytest.Item, kind: str, record: Mapping[str, Any]) -> None:
     node.user_properties.append((PROPERTY_PREFIX + kind, json.dumps(dict(record))))
 
 
+def attach_to_report(report: pytest.TestReport, kind: str, record: Mapping[str, Any]) -> None:
+    """Add a record to a report made without the item (xdist's report of a crashed
+    worker's item, on the controller); a hook that runs before the collector's."""
+    report.user_properties = [
+        *report.user_properties,
+        (PROPERTY_PREFIX + kind, json.dumps(dict(record))),
+    ]
+
+
 def is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 

@@ -46,7 +46,12 @@ FAILURE_KINDS: tuple[tuple[str, str], ...] = (
 )
 BUILD_CHECKS = frozenset({"loads", "build"})
 #: Backend statuses (test/common/backends/expectations.py), in the order of the colours.
-BACKEND_COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "not reached": "#9e9e9e"}
+BACKEND_COLOURS = {
+    "pass": "#2e7d32",
+    "fail": "#c62828",
+    "not reached": "#9e9e9e",
+    "crash": "#4a148c",
+}
 LATEST_BACKENDS = """
 SELECT b.*, r.started_at FROM backend_results b JOIN runs r USING (run_id)
 WHERE r.complete
