@@ -126,3 +126,28 @@ def test_what_qnn_cannot_prepare_is_refused_with_its_reason(
     assert str(refused.value) == (
         "QNN cannot prepare the graph: could not create op: q::Select.exe; in ONNX nodes guard"
     )
+
+
+@pytest.mark.slow  # starts QNN's HTP simulator in child processes
+def test_a_preparation_that_does_not_end_or_kills_its_process_is_refused(
+    tmp_path: Path, feeds: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy
+    from onnx import helper, numpy_helper
+
+    weight = numpy.ones((8, 8), dtype=numpy.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"])]
+    path = qnn.quantize_for_qnn(
+        save_graph(tmp_path, "matmul", nodes, [numpy_helper.from_array(weight, "w")]),
+        feeds,
+        tmp_path,
+    )
+    qnn.prepare_in_child(path, 1)  # prepared in time: nothing to say
+    with pytest.raises(qnn.QnnRefused, match=r"^QNN did not prepare the graph in 0.001 s$"):
+        qnn.prepare_in_child(path, 1, timeout=0.001)
+    # A child that dies of a signal, as a native crash in QNN would.
+    crashing = tmp_path / "crashing_child.py"
+    crashing.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGFPE)\n")
+    monkeypatch.setattr(qnn, "__file__", str(crashing))
+    with pytest.raises(qnn.QnnRefused, match=r"killed its process \(SIGFPE\)$"):
+        qnn.prepare_in_child(path, 1)

@@ -12,7 +12,10 @@ uint16 activations, uint8 weights, calibrated on the architecture's fixed inputs
 The session refuses the CPU execution provider as a fallback
 (`session.disable_cpu_ep_fallback`), so a pass means every node ran on QNN.  When
 QNN leaves nodes to the CPU, the reason names their operator types; when it cannot
-prepare its graph, the reason is what QNN's own log says.
+prepare its graph, the reason is what QNN's own log says.  The graph is first prepared
+in a child process with a time limit: QNN's preparation is native code that
+pytest-timeout cannot interrupt, and on one model (sam2_hiera_det_model) it ran for
+15 minutes and 4.6 GB without finishing.
 
 onnxruntime and onnxruntime_qnn are imported inside the functions: catalog.py, which
 noxfile.py and test collection read, imports this module.
@@ -26,6 +29,7 @@ import functools
 import importlib.util
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +52,9 @@ QNN_LOG_NODE = re.compile(r'<E> "([^"]+)" generated: could not create op')
 QNN_CONSEQUENTIAL = ("Op creation failure", "preparation failed with err", "no properties")
 #: Seconds the verbose second attempt may take (a few, on the tiny models).
 FINALIZE_TIMEOUT = 600
+#: Seconds QNN may take to prepare a tiny model's graph in the child process: most
+#: take one to three; sam2_hiera_det_model did not finish in 15 minutes.
+PREPARE_TIMEOUT = 120
 
 
 class QnnRefused(RuntimeError):
@@ -183,9 +190,28 @@ def finalize_errors(path: Path, threads: int) -> list[str]:
     return list(dict.fromkeys(errors))
 
 
+def prepare_in_child(path: Path, threads: int, timeout: float = PREPARE_TIMEOUT) -> None:
+    """Prepare the graph once in a child process, so that a preparation that does not
+    end (or kills its process) is QnnRefused rather than a hung or dead test process.
+    Any other failure is left to the parent's own attempt, which explains it."""
+    try:
+        attempt = subprocess.run(
+            [sys.executable, __file__, "prepare", str(path), str(threads)],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise QnnRefused(f"QNN did not prepare the graph in {timeout:g} s") from None
+    if attempt.returncode < 0:
+        name = signal.Signals(-attempt.returncode).name
+        raise QnnRefused(f"QNN's graph preparation killed its process ({name})")
+
+
 def strict_session(path: Path, feeds: dict[str, Any], threads: int, directory: Path) -> Any:
     """The session with every node on QNN, or QnnRefused naming what QNN left to the CPU
     or why it could not prepare the graph."""
+    prepare_in_child(path, threads)
     try:
         return qnn_session(path, threads)
     except Exception as error:
@@ -204,9 +230,22 @@ def strict_session(path: Path, feeds: dict[str, Any], threads: int, directory: P
         raise QnnRefused(f"QNN leaves nodes to the CPU EP: {named}") from None
 
 
-if __name__ == "__main__":  # finalize_errors' verbose attempt: MODEL THREADS
+def _child(arguments: list[str]) -> int:
+    """`prepare MODEL THREADS`: prepare_in_child's attempt (exit 1 when it fails);
+    `MODEL THREADS`: finalize_errors' verbose attempt, whose log is what is wanted."""
     import onnxruntime
 
+    if arguments[0] == "prepare":
+        try:
+            qnn_session(Path(arguments[1]), int(arguments[2]))
+        except Exception:  # the parent's own attempt explains it
+            return 1
+        return 0
     onnxruntime.set_default_logger_severity(0)  # before the plugin is registered
     with contextlib.suppress(Exception):  # it fails again: its log is what is wanted
-        qnn_session(Path(sys.argv[1]), int(sys.argv[2]), verbose=True)
+        qnn_session(Path(arguments[0]), int(arguments[1]), verbose=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))
