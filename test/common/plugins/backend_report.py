@@ -141,10 +141,9 @@ def crash_record(report: pytest.TestReport) -> dict[str, Any] | None:
     from test.common.backends.catalog import BACKENDS
 
     ident = ident[:-1]
-    known = sorted((b.name for b in BACKENDS if ident.endswith(f"-{b.name}")), key=len)
-    model_type, _, backend = (
-        (ident[: -len(known[-1]) - 1], "", known[-1]) if known else ident.rpartition("-")
-    )
+    known = [b.name for b in BACKENDS if ident.endswith(f"-{b.name}")]
+    backend = max(known, key=len) if known else ident.rpartition("-")[2]
+    model_type = ident[: -len(backend) - 1]
     if not model_type:
         return None
     return _record(model_type, backend, "crash", "the process died running it (xdist worker)")
