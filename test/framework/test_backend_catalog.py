@@ -34,7 +34,6 @@ def test_dependants_inherit_their_dependency_packages() -> None:
 EXPORT_BUILD = BACKENDS_BY_NAME["export"].build
 
 
-@pytest.mark.slow  # imports torch, which a bare `pytest` never does
 @pytest.mark.slow  # imports torch (a second of CPU): not in a plain `pytest`
 def test_tolerance_and_agreement_compare_like_they_say() -> None:
     torch = pytest.importorskip("torch")
@@ -57,6 +56,20 @@ def test_pr_sample_names_registered_architectures_that_run_forward() -> None:
         assert model_type in registry, model_type
         assert not registry[model_type].expected_failure_of("forward"), model_type
     assert len({registry[m].modality for m in catalog.PR_SAMPLE}) == 7  # all but "other"
+
+
+def test_a_backend_timeout_marks_its_items_only() -> None:
+    from test.improved.test_backends import _params
+
+    options = {"--backends": "export,compile", "--backend-sample": "pr"}
+    config = types.SimpleNamespace(getoption=options.__getitem__)
+    timeouts = {
+        param.id: [mark.args for mark in param.marks if mark.name == "timeout"]
+        for param in _params(config)
+    }
+    assert timeouts["bert-compile"] == [(BACKENDS_BY_NAME["compile"].timeout,)]
+    assert timeouts["bert-export"] == []  # pytest.ini's
+    assert BACKENDS_BY_NAME["compile"].timeout > 300
 
 
 def test_backend_items_of_one_architecture_share_a_shard() -> None:

@@ -44,6 +44,8 @@ def _params(config: pytest.Config) -> list[Any]:
             marks = [pytest.mark.xdist_group(model_type)]
             if backend.marker:
                 marks.append(getattr(pytest.mark, backend.marker))
+            if backend.timeout is not None:
+                marks.append(pytest.mark.timeout(backend.timeout))
             params.append(
                 pytest.param(
                     model_type, backend.name, id=f"{model_type}-{backend.name}", marks=marks
