@@ -180,6 +180,22 @@ def test_files_are_sorted_and_read_back(tmp_path: Path) -> None:
     assert expectations.update("onnx", observed, tmp_path) == []  # nothing to write
 
 
+def test_the_committed_files_parse_and_are_as_an_update_writes_them() -> None:
+    """A hand edit that breaks a file (an unquoted comma in a reason) or its order, or a
+    row for an unknown backend or architecture, fails here rather than in a sweep."""
+    from test.common.backends.catalog import BACKENDS_BY_NAME
+    from test.common.models.registry import load_registry
+
+    registry = load_registry()
+    paths = sorted(expectations.DATA_DIR.glob("*.csv"))
+    assert paths
+    for path in paths:
+        assert path.stem in BACKENDS_BY_NAME, path.name
+        rows = expectations.load(path.stem)
+        assert expectations.render(rows) == path.read_text(encoding="utf-8"), path.name
+        assert set(rows) <= set(registry), f"{path.name}: {sorted(set(rows) - set(registry))}"
+
+
 @pytest.mark.parametrize(
     ("text", "error"),
     [
