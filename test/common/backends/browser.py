@@ -154,8 +154,8 @@ class BrowserHost:
             status = self.process.returncode
             self._restart(f"Chromium had exited (status {status}) since its last job")
         # Chromium exited on this job, or its page hung: once more, in a new browser.
-        # Pages hang now and then under WebGPU on SwiftShader: in the sweep 7 models'
-        # pages sent nothing back in 120 s, and 6 of them passed when run again, at once.
+        # Pages hang now and then under WebGPU on SwiftShader: in the sweep 9 models'
+        # pages sent nothing back in 120 s, and 8 of them passed when run again, at once.
         try:
             return self._exchange(job)
         except (BrowserLost, TimeoutError) as first:
