@@ -260,26 +260,45 @@ def _prepare_backends(session: nox.Session, *backends: Backend) -> tuple[str, ..
 
 
 def _run_backends(session: nox.Session, *backends: Backend) -> None:
-    """The backends on every architecture (CPU), each with its packages; judged against
+    """The backends on every architecture, each with its packages, on their platform
+    (the CPU, or the one accelerator they run on); judged against
     test/common/data/backends/ (docs/BACKENDS.md).  `-- --backend-sample pr` runs the
     pull-request sample, `-- --update-expectations` rewrites the files."""
+    (platform,) = {backend.platform for backend in backends}
     packages = _prepare_backends(session, *backends)
     _run_pytest(
         session,
         *PARALLEL,
         f"--backends={','.join(backend.name for backend in backends)}",
         models=True,
-        device="cpu",
+        device=platform,
         extra_packages=packages,
         paths=("test/improved/test_backends.py",),
     )
 
 
+def _backends_on(platform: str) -> tuple[Backend, ...]:
+    return tuple(backend for backend in BACKENDS if backend.platform == platform)
+
+
 @nox.session(default=False, tags=["backends"])
 def backends(session: nox.Session) -> None:
-    """Every backend (test/common/backends/catalog.py) on every architecture, in one
-    virtualenv (onnxruntime-qnn 2.x sits beside onnxruntime)."""
-    _run_backends(session, *BACKENDS)
+    """Every CPU backend (test/common/backends/catalog.py) on every architecture, in one
+    virtualenv (onnxruntime-qnn 2.x sits beside onnxruntime); `backends-<platform>`
+    runs those on an accelerator."""
+    _run_backends(session, *_backends_on("cpu"))
+
+
+def _platform_backends_session(platform: str) -> Callable[[nox.Session], None]:
+    def session_function(session: nox.Session) -> None:
+        _run_backends(session, *_backends_on(platform))
+
+    names = ", ".join(backend.name for backend in _backends_on(platform))
+    session_function.__doc__ = (
+        f"The backends on {platform} ({names}) on every architecture; an error where "
+        f"{platform} is absent (`nox --no-venv` uses the machine's own torch)."
+    )
+    return session_function
 
 
 def _backend_session(backend: Backend) -> Callable[[nox.Session], None]:
@@ -292,6 +311,10 @@ def _backend_session(backend: Backend) -> Callable[[nox.Session], None]:
     return session_function
 
 
+for _platform in sorted({backend.platform for backend in BACKENDS} - {"cpu"}):
+    nox.session(name=f"backends-{_platform}", default=False, tags=["backends"])(
+        _platform_backends_session(_platform)
+    )
 for _backend in BACKENDS:
     nox.session(name=f"backend-{_backend.name}", default=False, tags=["backends"])(
         _backend_session(_backend)

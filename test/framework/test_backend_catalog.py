@@ -72,6 +72,68 @@ def test_a_backend_timeout_marks_its_items_only() -> None:
     assert BACKENDS_BY_NAME["compile"].timeout > 300
 
 
+def test_a_backend_on_an_accelerator_is_a_column_of_its_own() -> None:
+    from test.common.backends import expectations
+    from test.common.plugins.backend_report import crash_record
+
+    export_cuda = BACKENDS_BY_NAME["export-cuda"]
+    assert export_cuda.summary == f"{BACKENDS_BY_NAME['export'].summary}, on cuda"
+    assert (export_cuda.platform, export_cuda.marker) == ("cuda", "cuda")
+    assert export_cuda.build is EXPORT_BUILD
+    assert export_cuda.check == Tolerance(1e-4, 1e-4)
+    assert BACKENDS_BY_NAME["compile-cuda"].timeout == BACKENDS_BY_NAME["compile"].timeout
+    assert expectations.path_of("export-cuda").name == "export-cuda.csv"
+    assert expectations.update_command("export-cuda", "bert") == (
+        "nox -s backend-export-cuda -- --update-expectations -k bert-export-cuda"
+    )
+    report = types.SimpleNamespace(
+        when="???", failed=True, nodeid="t.py::test_backend[gpt2-export-cuda]"
+    )
+    assert crash_record(report)["backend"] == "export-cuda"
+    assert crash_record(report)["architecture"] == "gpt2"
+    records = [
+        {"architecture": "bert", "backend": "export-cuda", "status": "pass"},
+        {"architecture": "bert", "backend": "export", "status": "pass"},
+    ]
+    assert summary_lines(records)[0] == "backends: 1 architectures; export 1/1, export-cuda 1/1"
+
+
+def test_only_a_cpu_backend_of_torch_alone_moves_to_a_torch_platform() -> None:
+    with pytest.raises(ValueError, match="only a CPU backend of torch alone"):
+        catalog.on_platform(BACKENDS_BY_NAME["onnx"], "cuda")  # built from export's program
+    with pytest.raises(ValueError, match="only a CPU backend of torch alone"):
+        catalog.on_platform(BACKENDS_BY_NAME["export-cuda"], "rocm")
+    with pytest.raises(ValueError, match="'webgpu' is not a torch platform"):
+        catalog.on_platform(BACKENDS_BY_NAME["export"], "webgpu")
+
+
+def test_an_absent_platform_is_named_with_what_its_probe_found() -> None:
+    from test.common import hardware
+
+    for platform in ("cuda", "rocm", "mps", "xpu"):
+        info = hardware.probe_platform(platform)
+        reason = catalog.platform_absent(platform)
+        assert reason == (None if info.available else f"no {platform} device: {info.checked}")
+    assert BACKENDS_BY_NAME["compile-cuda"].absent_api() == catalog.platform_absent("cuda")
+
+
+def test_accelerator_backends_are_collected_where_their_platform_is_selected() -> None:
+    from test.improved.test_backends import _params
+
+    def ids(**options: str | None) -> set[str]:
+        options = {"--backend-sample": "pr", "--device": "cpu", **options}
+        config = types.SimpleNamespace(getoption=options.__getitem__)
+        return {param.id for param in _params(config) if param.id.startswith("bert-")}
+
+    on_cpu = {f"bert-{backend.name}" for backend in BACKENDS if backend.platform == "cpu"}
+    assert ids(**{"--backends": None}) == ids(**{"--backends": "all"}) == on_cpu
+    # Named one by one, it is collected (and skipped by its marker where CUDA is absent).
+    assert ids(**{"--backends": "export,export-cuda"}) == {"bert-export", "bert-export-cuda"}
+    options = {"--backends": "compile-cuda", "--backend-sample": "pr", "--device": "cpu"}
+    (param, *_) = _params(types.SimpleNamespace(getoption=options.__getitem__))
+    assert "cuda" in {mark.name for mark in param.marks}
+
+
 def test_backend_items_of_one_architecture_share_a_shard() -> None:
     def item(nodeid: str, **params: str) -> types.SimpleNamespace:
         return types.SimpleNamespace(nodeid=nodeid, callspec=types.SimpleNamespace(params=params))
@@ -121,6 +183,15 @@ def test_the_backends_module_runs_only_when_backends_are_asked_for(
     suite_pytester.runpytest("test_backends.py").assert_outcomes(passed=1)
 
 
+def run_the_backends_module(pytester: pytest.Pytester, *options: str) -> pytest.RunResult:
+    """test/improved/test_backends.py itself, run on the CPU with `options`."""
+    module = (REPO_ROOT / "test" / "improved" / "test_backends.py").read_text(encoding="utf-8")
+    pytester.makepyfile(test_backends=module)
+    return pytester.runpytest(
+        "--run-model-tests", "--device=cpu", "--no-results-db", "-rs", *options
+    )
+
+
 def test_an_architecture_whose_package_is_missing_is_a_skip_naming_it(
     suite_pytester: pytest.Pytester,
 ) -> None:
@@ -128,19 +199,24 @@ def test_an_architecture_whose_package_is_missing_is_a_skip_naming_it(
     is built (so nothing enters an expectation file), as the battery's items do."""
     if not missing_packages(["natten"]):
         pytest.skip("natten is installed here: dinat runs")
-    module = (REPO_ROOT / "test" / "improved" / "test_backends.py").read_text(encoding="utf-8")
-    suite_pytester.makepyfile(test_backends=module)
-    result = suite_pytester.runpytest(
-        "--run-model-tests",
-        "--device=cpu",
-        "--no-results-db",
-        "--backends=export,onnx",
-        "-k",
-        "dinat-",
-        "-rs",
-    )
+    result = run_the_backends_module(suite_pytester, "--backends=export,onnx", "-k", "dinat-")
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["*dinat needs natten, which is not installed*"])
+
+
+def test_a_backend_on_an_absent_accelerator_is_a_skip_naming_it(
+    suite_pytester: pytest.Pytester,
+) -> None:
+    from test.common import hardware
+
+    info = hardware.probe_platform("cuda")
+    if info.available:
+        pytest.skip("CUDA is present here: export-cuda runs")
+    result = run_the_backends_module(
+        suite_pytester, "--backends=export-cuda,compile-cuda", "--backend-sample=pr", "-k", "bert-"
+    )
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines([f"*requires cuda: {info.checked}*"])
 
 
 @pytest.mark.slow  # imports torch (a second of CPU): not in a plain `pytest`

@@ -154,3 +154,44 @@ def test_a_model_that_draws_in_eval_is_compared_on_the_same_draws() -> None:
         work.close()
     assert observation.status == "pass", observation.reason
     assert observation.difference == 0
+
+
+def test_a_copy_on_a_platform_has_its_own_model_eager_output_and_builds() -> None:
+    """What `export-cuda` is observed on, built here on the CPU (the platform is data):
+    a copy of the model and inputs, its own eager output, its own built artifacts."""
+    torch = pytest.importorskip("torch")
+    from test.common.backends.work import Work
+
+    work = Work(tiny_classifier(), {"features": torch.randn(2, 4, 16), "scale": 2.0})
+    placed = work.on_platform("cpu")
+    assert placed is work.on_platform("cpu")  # built once, shared by its backends
+    assert placed.model is not work.model
+    assert placed.platform == "cpu"
+    assert placed.constants == work.constants == {"scale": 2.0, "use_cache": False}
+    assert torch.equal(placed.eager, work.eager)
+    assert placed.logits
+    observation = placed.observe(BACKENDS_BY_NAME["export"])
+    assert observation.status == "pass", observation.reason
+    assert "export" in placed.built
+    assert "export" not in work.built
+    directory = placed.directory
+    work.close()  # closes the copies too
+    assert not directory.exists()
+    assert not work.placed
+
+
+def test_a_backend_on_an_accelerator_runs_on_a_copy_there_or_is_a_skip(work: Any) -> None:
+    from test.common.backends.catalog import platform_absent
+
+    observation = work.observe(BACKENDS_BY_NAME["export-cuda"])
+    absent = platform_absent("cuda")
+    if absent:
+        assert (observation.status, observation.reason) == ("skip", absent)
+        assert "cuda" not in work.placed
+        return
+    assert observation.status == "pass", observation.reason
+    placed = work.placed["cuda"]
+    assert placed.eager.device.type == "cuda"  # compared with eager on the GPU
+    assert "export-cuda" in placed.built
+    assert "export-cuda" not in work.built
+    assert observation.latency_ratio > 0

@@ -99,7 +99,11 @@ def test_every_backend_has_a_session_and_a_job(nox_sessions: set[str]) -> None:
     from test.common.backends.catalog import BACKENDS
 
     assert {"backends"} | {f"backend-{backend.name}" for backend in BACKENDS} <= nox_sessions
-    assert "backends" in set().union(*sessions_named_by_jobs(WORKFLOW).values())
+    # The CPU backends in one job, those on each accelerator in another (its runner).
+    accelerators = {backend.platform for backend in BACKENDS} - {"cpu"}
+    wanted = {"backends"} | {f"backends-{platform}" for platform in accelerators}
+    assert wanted <= set().union(*sessions_named_by_jobs(WORKFLOW).values())
+    assert {s for s in nox_sessions if s.startswith("backends-")} == wanted - {"backends"}
 
 
 def test_mps_job_disables_cpu_fallback() -> None:

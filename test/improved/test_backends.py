@@ -5,9 +5,10 @@ test/common/backends/catalog.py; an architecture is run when its eager forward r
 (no whole-architecture or forward expected failure in the registry).  The outcome is
 judged against the committed expectation test/common/data/backends/<backend>.csv:
 as expected passes (or xfails, for an expected failure), a new failure or an
-unexpected pass fails and prints the command that updates the file.  An item recorded
-as `crash` (it killed its process) is xfailed without running.  A backend whose
-package is missing is a skip naming it.
+unexpected pass fails and prints the command that updates the file.  A backend on an
+accelerator (`test_backend[bert-export-cuda]`) runs where its platform is selected.
+An item recorded as `crash` (it killed its process) is xfailed without running.  A
+backend whose package is missing is a skip naming it.
 
 An architecture's model is built once and its backends share the artifacts (export
 feeds onnx and openvino); under xdist `--dist loadgroup` keeps them on one worker.
@@ -27,12 +28,26 @@ from test.common.backends.catalog import BACKENDS_BY_NAME, SAMPLES, select
 from test.common.models.expectations import missing_packages
 from test.common.models.registry import load_registry
 from test.common.plugins.backend_report import check_observation, recorded_crash
+from test.common.plugins.gating import selected_platforms
 
 pytestmark = [pytest.mark.model_test, pytest.mark.model]
 
 
+def _backends_to_run(config: pytest.Config) -> list[Any]:
+    """The backends asked for.  Unless named one by one, a backend on an accelerator
+    (`export-cuda`) is left out where its platform is not selected (`--device cpu`, or
+    `auto` on a machine without it), as the battery leaves out absent platforms; named,
+    it is collected and skipped, naming what its platform's probe found."""
+    requested = config.getoption("--backends")
+    backends = select(requested)
+    if requested and requested.strip() != "all":
+        return list(backends)
+    platforms = {"cpu", *selected_platforms(config)}
+    return [backend for backend in backends if backend.platform in platforms]
+
+
 def _params(config: pytest.Config) -> list[Any]:
-    backends = select(config.getoption("--backends"))
+    backends = _backends_to_run(config)
     sample = config.getoption("--backend-sample")
     registry = load_registry()
     names = SAMPLES[sample] if sample else sorted(registry)

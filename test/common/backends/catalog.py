@@ -3,8 +3,10 @@
 Adding a backend is one `Backend` entry here, a build function in runners.py, and its
 packages in constraints.txt; the test ids (`test_backend[bert-onnx]`), the nox session
 `backend-<name>`, the expectation file test/common/data/backends/<name>.csv and the
-end-of-run line follow from the entry.  Tolerances are justified in docs/BACKENDS.md
-from the measured differences.
+end-of-run line follow from the entry.  Running a backend on an accelerator too is one
+`on_platform(EXPORT, "cuda")` entry: `export-cuda`, compared with eager on that device,
+with expectations of its own.  Tolerances are justified in docs/BACKENDS.md from the
+measured differences.
 
 Nothing here imports torch: noxfile.py and the collection of gated tests read it.
 """
@@ -17,6 +19,7 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
+from test.common import hardware
 from test.common.backends import browser, qnn, runners
 
 
@@ -75,7 +78,7 @@ class Agreement:
 
 @dataclasses.dataclass(frozen=True)
 class Backend:
-    """A way to run a model other than eager PyTorch on the CPU."""
+    """A way to run a model other than eager PyTorch, compared with eager."""
 
     name: str
     #: What it runs, in a few words (docs, reports).
@@ -104,6 +107,10 @@ class Backend:
     #: pytest-timeout's limit for one item, in seconds, where pytest.ini's 300 s is too
     #: short for a backend that finishes (None: pytest.ini's).
     timeout: float | None = None
+    #: The torch platform (hardware.TORCH_DEVICE_OF_PLATFORM) the model, its inputs and
+    #: the eager output it is compared with live on: the backend is built from a copy
+    #: of the model on that device (see `on_platform`).
+    platform: str = "cpu"
 
     def missing_packages(self) -> list[str]:
         """The names of the needed packages that are not installed."""
@@ -165,17 +172,44 @@ def _browser(provider: str, summary: str) -> Backend:
     )
 
 
+COMPILE = Backend(
+    name="compile",
+    summary="torch.compile with its default backend (inductor)",
+    build=runners.build_compile,
+    check=Tolerance(atol=1e-4, rtol=1e-4),
+    # inductor compiled grounding-dino in 489 s of wall time (196 s of CPU) on the
+    # 2-core host under load, and then passed; the default 300 s failed it.
+    timeout=900,
+)
+
+
+def platform_absent(platform: str) -> str | None:
+    """Why this machine cannot run on `platform` (what its probe checked), or None."""
+    info = hardware.probe_platform(platform)
+    return None if info.available else f"no {platform} device: {info.checked}"
+
+
+def on_platform(backend: Backend, platform: str) -> Backend:
+    """`backend` run on another torch platform's device: `<name>-<platform>`, built from
+    a copy of the model on that device and compared with eager there (so that it judges
+    the backend, not the device's own numerics, which the battery checks), with its own
+    expectation file; a skip naming the probe where the platform is absent."""
+    hardware.torch_device_of(platform)  # a torch platform, or a ValueError
+    if backend.needs is not None or backend.packages or backend.platform != "cpu":
+        raise ValueError(f"{backend.name}: only a CPU backend of torch alone moves to a device")
+    return dataclasses.replace(
+        backend,
+        name=f"{backend.name}-{platform}",
+        summary=f"{backend.summary}, on {platform}",
+        marker=platform,
+        unavailable=functools.partial(platform_absent, platform),
+        platform=platform,
+    )
+
+
 BACKENDS: tuple[Backend, ...] = (
     EXPORT,
-    Backend(
-        name="compile",
-        summary="torch.compile with its default backend (inductor)",
-        build=runners.build_compile,
-        check=Tolerance(atol=1e-4, rtol=1e-4),
-        # inductor compiled grounding-dino in 489 s of wall time (196 s of CPU) on the
-        # 2-core host under load, and then passed; the default 300 s failed it.
-        timeout=900,
-    ),
+    COMPILE,
     ONNX,
     Backend(
         name="openvino",
@@ -209,6 +243,10 @@ BACKENDS: tuple[Backend, ...] = (
         # The HTP simulator's latency on the host says nothing of the NPU's.
         timed=False,
     ),
+    # The torch-level backends on an NVIDIA GPU (a CUDA build of torch).  ROCm, XPU or
+    # MPS would be one more line each.
+    on_platform(EXPORT, "cuda"),
+    on_platform(COMPILE, "cuda"),
 )
 BACKENDS_BY_NAME = {backend.name: backend for backend in BACKENDS}
 

@@ -6,10 +6,15 @@ one flat signature and one output.  `observe(backend)` builds the backend (its
 dependency first, once), runs it on the eager inputs, compares with eager and times
 both.  A backend whose dependency built nothing is "not reached", not "fail"; one
 whose package is missing is "skip" (never recorded in an expectation file).
+
+A backend on another torch platform (`export-cuda`) is observed by the Work of that
+platform (`on_platform`): a copy of the model and inputs on its device, with its own
+eager output there, built once and shared by that platform's backends.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import statistics
@@ -64,11 +69,20 @@ class PrimaryOutput(torch.nn.Module):
 class Work:
     """An architecture's model, inputs and eager output, and what each backend built."""
 
-    def __init__(self, model: Any, inputs: Mapping[str, Any], output_name: str = "") -> None:
+    def __init__(
+        self,
+        model: Any,
+        inputs: Mapping[str, Any],
+        output_name: str = "",
+        platform: str = "cpu",
+    ) -> None:
         from test.common.models.model_inputs import forward_parameters
 
         self.model = model
+        self.inputs = dict(inputs)
         self.output_name = output_name
+        #: The torch platform the model and inputs are on (hardware.py).
+        self.platform = platform
         self.names = [name for name, value in inputs.items() if isinstance(value, torch.Tensor)]
         # Non-tensor inputs are constants of the traced graph; the battery compares
         # outputs, not caches (as its `run`).
@@ -83,6 +97,22 @@ class Work:
         self.directory = Path(self._directory.name)
         self.built: dict[str, Any] = {}
         self.observations: dict[str, Observation] = {}
+        self.placed: dict[str, Work] = {}
+
+    def on_platform(self, platform: str) -> Work:
+        """This architecture on `platform`'s device: a copy of the model with the inputs
+        moved there, and its eager output computed there (built once)."""
+        if platform not in self.placed:
+            from test.common.hardware import torch_device_of
+
+            device = torch.device(torch_device_of(platform))
+            model = copy.deepcopy(self.model).to(device)
+            inputs = {
+                name: value.to(device) if isinstance(value, torch.Tensor) else value
+                for name, value in self.inputs.items()
+            }
+            self.placed[platform] = Work(model, inputs, self.output_name, platform)
+        return self.placed[platform]
 
     def wrap(self, model: Any) -> PrimaryOutput:
         return PrimaryOutput(model, self.names, self.constants, self.output_name).eval()
@@ -108,6 +138,8 @@ class Work:
         absent = backend.absent_api()
         if absent:
             return Observation(SKIP, absent)
+        if backend.platform != self.platform:
+            return self.on_platform(backend.platform).observe(backend)
         if backend.needs is not None:
             self.observe(backend.needs)
             if backend.needs.name not in self.built:
@@ -127,10 +159,14 @@ class Work:
             agreed, difference, detail = backend.check.compare(output, self.eager)
         ratio = None
         if backend.timed:
-            ratio = _median_time(built.run, self.args) / _median_time(self.module, self.args)
+            eager = _median_time(self.module, self.args, self.platform)
+            ratio = _median_time(built.run, self.args, self.platform) / eager
         return Observation(PASS if agreed else FAIL, "" if agreed else detail, difference, ratio)
 
     def close(self) -> None:
+        for placed in self.placed.values():
+            placed.close()
+        self.placed.clear()
         self.built.clear()
         self._directory.cleanup()
 
@@ -150,7 +186,13 @@ def _seeded(run: Any, *arguments: Any) -> Any:
     return run(*arguments)
 
 
-def _median_time(run: Any, args: tuple[Any, ...]) -> float:
+def _median_time(run: Any, args: tuple[Any, ...], platform: str = "cpu") -> float:
+    """Median wall time of `run` on `args`; on an accelerator each run ends when its
+    device has finished (kernels are queued asynchronously)."""
+    from test.common.hardware import torch_device_of
+
+    device_type = torch_device_of(platform)
+    synchronize = getattr(torch, device_type).synchronize if device_type != "cpu" else None
     times = []
     for _ in range(TIMED_RUNS):
         started = time.perf_counter()
@@ -158,6 +200,8 @@ def _median_time(run: Any, args: tuple[Any, ...]) -> float:
             _call(run, args)
         else:
             run(args)
+        if synchronize is not None:
+            synchronize()
         times.append(time.perf_counter() - started)
     return max(statistics.median(times), 1e-9)
 
